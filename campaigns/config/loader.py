@@ -1,0 +1,229 @@
+"""Read ``config.toml`` into a :class:`~campaigns.config.schema.Config`, or fail with a precise error.
+
+Every error names the file, the line (where the key is written in the file) and the dotted key path,
+for example ``config.toml:42: campaigns.winback.channel: unknown channel 'email'; defined
+channels: 'export'``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from campaigns.config.schema import Config
+from campaigns.errors import ConfigError
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+
+
+def _split_key(dotted: str) -> list[str]:
+    parts = re.findall(r"\"[^\"]*\"|'[^']*'|[^.\s]+", dotted)
+    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+
+
+def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each key path written in a TOML document to its 1-based line number.
+
+    Array-of-tables entries are numbered from 0 in the path (as pydantic numbers them), so
+    ``[[a]]`` followed by ``x = 1`` gives ``("a", 0, "x")``. Keys inside inline tables share the
+    line of their parent key. This is a scanner, not a parser: tomllib has already accepted the text.
+    """
+    lines: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    array_counts: dict[tuple[str | int, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            path: tuple[str | int, ...] = tuple(_split_key(header.group(2)))
+            if header.group(1) == "[[":
+                index = array_counts.get(path, -1) + 1
+                array_counts[path] = index
+                path = (*path, index)
+            table = path
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            full = (*table, *_split_key(key.group(1)))
+            lines.setdefault(full, number)
+    return lines
+
+
+def _line_for(loc: Sequence[str | int], lines: Mapping[tuple[str | int, ...], int]) -> int | None:
+    # The deepest prefix of the error's location that is written in the file.
+    for end in range(len(loc), 0, -1):
+        found = lines.get(tuple(loc[:end]))
+        if found is not None:
+            return found
+    return None
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    """A pydantic location as our dotted key path; array items are numbered from 1."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part + 1}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _clean_loc(loc: Sequence[str | int], data: Mapping[str, Any], kind: str) -> list[str | int]:
+    """Drop the steps of a pydantic location that the user never wrote.
+
+    A discriminated union adds the tag value ("schedule", "file") as a step, and function
+    validators add their own names; walking the data alongside the location tells them apart from
+    real keys. A bad or missing tag is reported at the ``type`` key.
+    """
+    cleaned: list[str | int] = []
+    node: Any = data
+    for part in loc:
+        if isinstance(node, Mapping) and isinstance(part, str) and part not in node:
+            if node.get("type") == part or part.startswith("function-"):
+                continue
+        elif isinstance(part, str) and part.startswith("function-"):
+            continue
+        cleaned.append(part)
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    if kind in {"union_tag_invalid", "union_tag_not_found"} and cleaned[-1:] != ["type"]:
+        cleaned.append("type")
+    return cleaned
+
+
+def _allowed_keys(model_fields: Any) -> list[str]:
+    return sorted(model_fields)
+
+
+def _message(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
+    kind = error["type"]
+    msg = str(error["msg"])
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {value!r}"
+    if kind == "union_tag_invalid":
+        return f"must be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
+    if kind == "union_tag_not_found":
+        return f"is required, one of {ctx.get('expected_tags')}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "too_short":
+        return f"must not be empty, got {value!r}"
+    msg = msg.replace("Input should be", "must be").replace("input should be", "must be")
+    return f"{msg[:1].lower()}{msg[1:]}, got {value!r}"
+
+
+def _suggest(error: Mapping[str, Any], loc: Sequence[str | int], data: Mapping[str, Any]) -> str:
+    """For an unknown key, suggest the closest allowed key."""
+    if error["type"] != "extra_forbidden" or not loc:
+        return ""
+    allowed = _known_keys_at(loc[:-1], data)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if allowed:
+        return f"; allowed keys: {', '.join(allowed)}"
+    return ""
+
+
+def _known_keys_at(parent: Sequence[str | int], data: Mapping[str, Any]) -> list[str]:
+    from campaigns.config import schema
+
+    model: Any = Config
+    node: Any = data
+    for part in parent:
+        node = node[part] if isinstance(node, (Mapping, list)) else None
+        fields = getattr(model, "model_fields", {})
+        if isinstance(part, int):
+            continue
+        if part in fields:
+            annotation = fields[part].annotation
+            model = _model_in(annotation, node, schema)
+        else:
+            # A dict entry keyed by a user's name (campaigns.NAME, channels.NAME).
+            model = _model_in(getattr(model, "__args__", (None, None))[-1], node, schema)
+    return _allowed_keys(getattr(model, "model_fields", {}))
+
+
+def _model_in(annotation: Any, node: Any, schema: Any) -> Any:
+    """Find the pydantic model a config value is checked against (through unions and dicts)."""
+    if isinstance(annotation, type) and issubclass(annotation, schema._Model):
+        return annotation
+    args = getattr(annotation, "__args__", ())
+    metadata = getattr(annotation, "__metadata__", ())
+    if metadata:  # Annotated[Union[...], discriminator]
+        return _model_in(args[0], node, schema)
+    candidates = [a for a in args if isinstance(a, type) and issubclass(a, schema._Model)]
+    if isinstance(node, Mapping) and "type" in node:
+        for candidate in candidates:
+            tag = candidate.model_fields.get("type")
+            if tag is not None and node["type"] in getattr(tag.annotation, "__args__", ()):
+                return candidate
+    if candidates:
+        return candidates[0]
+    if args:  # dict[str, Model]
+        return _model_in(args[-1], node, schema)
+    return annotation
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` naming file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found; create one with 'campaign init DIR'"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    lines = key_lines(text)
+    try:
+        config = Config.model_validate({**data, "root": path.resolve().parent})
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            loc = _clean_loc(error["loc"], data, error["type"])
+            line = _line_for(loc, lines)
+            where = f"{path}:{line}" if line else f"{path}"
+            messages.append(
+                f"{where}: {format_loc(loc)}: {_message(error, loc)}{_suggest(error, loc, data)}"
+            )
+        raise ConfigError("\n".join(messages)) from None
+    _check_references(config, path, lines)
+    return config
+
+
+def _check_references(config: Config, path: Path, lines: Mapping[Any, int]) -> None:
+    """Cross-field checks that name both ends: campaigns must use channels that exist."""
+    errors = []
+    for name, campaign in config.campaigns.items():
+        if campaign.channel not in config.channels:
+            loc = ("campaigns", name, "channel")
+            line = _line_for(loc, lines)
+            defined = ", ".join(repr(c) for c in sorted(config.channels))
+            errors.append(
+                f"{path}:{line}: {format_loc(loc)}: unknown channel {campaign.channel!r}; "
+                f"defined channels: {defined}"
+            )
+    if errors:
+        raise ConfigError("\n".join(errors))
