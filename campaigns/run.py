@@ -1,0 +1,282 @@
+"""One run, start to finish: data, segments, plan, render, outbox, delivery, summary.
+
+``run_campaigns`` is the function both ``campaign run`` (cron) and the scheduler call. For a given
+store state, config and ``at`` it is deterministic, and ``dry_run=True`` computes the same plan and
+the same messages without writing any of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from campaigns.compose import compose
+from campaigns.config.schema import Config
+from campaigns.data import ensure_data
+from campaigns.delivery.drain import drain
+from campaigns.planner import DUE, CampaignPlan, plan_campaigns
+from campaigns.segments import FittedSegments, ensure_model, record_membership
+from segmentation import rfm_features
+from store import outbox
+from store.engine import open_store
+from store.tables import CampaignRun, CampaignWindow, Suppression
+from templates import make_environment
+
+#: Called as ``progress(stage, advance, total)``; the CLI draws bars from it.
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the run summary: a campaign and segment."""
+
+    campaign: str
+    segment: str
+    audience: int
+    messages: int
+    status: str
+    channel: str
+    destination: str
+
+
+@dataclass
+class RunResult:
+    """What a run did (or, for a dry run, would do)."""
+
+    at: datetime
+    dry_run: bool
+    run_id: int | None
+    rows: list[SummaryRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    new_messages: int = 0
+    sent: int = 0
+    failed: int = 0
+    loaded: bool = False
+    model_version: int = 0
+    model_fitted: bool = False
+    entered: int = 0
+    exited: int = 0
+
+
+def _quiet(_stage: str, _advance: int, _total: int | None) -> None:
+    return None
+
+
+def config_hash(config: Config) -> str:
+    """A short fingerprint of the config, stored with each run."""
+    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def run_campaigns(
+    config: Config,
+    at: datetime | None = None,
+    dry_run: bool = False,
+    only: str | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now)."""
+    report = progress or _quiet
+    at = at or datetime.now(UTC).replace(tzinfo=None)
+    if only is not None and only not in config.campaigns:
+        from campaigns.errors import ConfigError
+
+        known = ", ".join(sorted(config.campaigns)) or "none"
+        raise ConfigError(f"no campaign called {only!r}; campaigns in the config: {known}")
+    engine = open_store(config.store.url, config.root)
+    result = RunResult(at=at, dry_run=dry_run, run_id=None)
+
+    report("Loading data", 0, None)
+    shop, result.loaded = ensure_data(engine, config)
+    report("Building features", 0, None)
+    features = rfm_features(shop.transactions, shop.customers, at)
+    report("Segmenting", 0, None)
+    model = ensure_model(engine, config.segmentation, features, at, persist=not dry_run)
+    result.model_version, result.model_fitted = model.version, model.fitted_now
+    segment_ids = pd.Series(
+        model.estimator.predict(features), index=features.index, name="segment_id"
+    )
+    # One row per customer: traits, features and segment, indexed (and keyed) by customer id.
+    customers = shop.customers.set_index("customer_id", drop=False).rename_axis(None)
+    customers = customers.join(features).assign(segment_id=segment_ids)
+
+    run_id = _start_run(engine, config, at) if not dry_run else 0
+    result.run_id = run_id if not dry_run else None
+    try:
+        if not dry_run:
+            result.entered, result.exited = record_membership(
+                engine, run_id, model.version, segment_ids, at
+            )
+        report("Planning", 0, None)
+        plans = plan_campaigns(
+            config,
+            customers.reset_index(drop=True),
+            model.names,
+            at,
+            _planned_windows(engine),
+            _suppressed(engine),
+            only,
+        )
+        _compose_and_enqueue(engine, config, plans, customers, model, at, run_id, result, report)
+        if not dry_run:
+            report("Delivering", 0, None)
+            delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+            result.sent = sum(delivered.sent.values())
+            result.failed = sum(delivered.failed.values())
+            result.rows = [
+                _with_destination(row, delivered.destinations.get(row.campaign))
+                for row in result.rows
+            ]
+            _finish_run(engine, run_id, result)
+    except BaseException as exc:
+        if not dry_run:
+            _fail_run(engine, run_id, exc)
+        raise
+    return result
+
+
+def _compose_and_enqueue(
+    engine: Engine,
+    config: Config,
+    plans: list[CampaignPlan],
+    customers: pd.DataFrame,
+    model: FittedSegments,
+    at: datetime,
+    run_id: int,
+    result: RunResult,
+    report: Progress,
+) -> None:
+    env = make_environment(config.path(config.templates))
+    segments = model.for_templates()
+    names = model.names
+    total = sum(len(p.selected) for p in plans if p.status == DUE)
+    report("Rendering", 0, total)
+    for plan in plans:
+        channel = plan.config.channel
+        if plan.status != DUE:
+            note = f"{plan.name}: {plan.status}"
+            if plan.window is not None:
+                note += f" (window {plan.window.key})"
+            result.notes.append(note)
+            result.rows.extend(_rows(plan, names, None, plan.status, channel))
+            continue
+        assert plan.window is not None
+        skip = outbox.existing_keys(engine, plan.name, plan.window.key)
+        messages = compose(
+            plan,
+            customers,
+            segments,
+            env,
+            at,
+            run_id,
+            config.settings.unsubscribe_base_url,
+            skip,
+            on_progress=lambda n: report("Rendering", n, total),
+        )
+        if result.dry_run:
+            new = len(messages)
+        else:
+            new = outbox.enqueue(engine, messages)
+            _record_window(engine, plan.name, plan.window.key, run_id, new)
+        result.new_messages += new
+        counts = (
+            messages.groupby("segment_id").size().to_dict() if len(messages) else {}
+        )
+        result.rows.extend(_rows(plan, names, counts, "dry run" if result.dry_run else "queued", channel))
+        for reason, count in sorted(plan.left_out.items()):
+            if count:
+                result.notes.append(f"{plan.name}: {count:,} left out ({reason})")
+
+
+def _rows(
+    plan: CampaignPlan,
+    names: dict[int, str],
+    counts: dict[int, int] | None,
+    status: str,
+    channel: str,
+) -> list[SummaryRow]:
+    sizes = plan.audience.groupby("segment_id").size()
+    return [
+        SummaryRow(
+            campaign=plan.name,
+            segment=f"{sid} {names.get(int(sid), '?')}",
+            audience=int(size),
+            messages=int((counts or {}).get(int(sid), 0)),
+            status=status,
+            channel=channel,
+            destination="",
+        )
+        for sid, size in sizes.items()
+    ] or [SummaryRow(plan.name, "(no customers)", 0, 0, status, channel, "")]
+
+
+def _with_destination(row: SummaryRow, destinations: set[str] | None) -> SummaryRow:
+    if not destinations or row.messages == 0:
+        return row
+    return SummaryRow(
+        row.campaign,
+        row.segment,
+        row.audience,
+        row.messages,
+        "sent",
+        row.channel,
+        ", ".join(sorted(destinations)),
+    )
+
+
+def _start_run(engine: Engine, config: Config, at: datetime) -> int:
+    row = CampaignRun(
+        started_at=datetime.now(UTC).replace(tzinfo=None), at=at, config_hash=config_hash(config)
+    )
+    with Session(engine) as session:
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+        assert row.id is not None
+        return row.id
+
+
+def _finish_run(engine: Engine, run_id: int, result: RunResult) -> None:
+    with Session(engine) as session:
+        row = session.get(CampaignRun, run_id)
+        assert row is not None
+        row.status = "succeeded"
+        row.finished_at = datetime.now(UTC).replace(tzinfo=None)
+        row.summary = [r.__dict__ for r in result.rows]
+        session.add(row)
+        session.commit()
+
+
+def _fail_run(engine: Engine, run_id: int, exc: BaseException) -> None:
+    with Session(engine) as session:
+        row = session.get(CampaignRun, run_id)
+        if row is None:
+            return
+        row.status = "failed"
+        row.finished_at = datetime.now(UTC).replace(tzinfo=None)
+        row.error = f"{type(exc).__name__}: {exc}"
+        session.add(row)
+        session.commit()
+
+
+def _record_window(engine: Engine, campaign: str, window: str, run_id: int, planned: int) -> None:
+    with Session(engine) as session:
+        session.add(CampaignWindow(campaign=campaign, window=window, run_id=run_id, planned=planned))
+        session.commit()
+
+
+def _planned_windows(engine: Engine) -> set[tuple[str, str]]:
+    with Session(engine) as session:
+        return {(w.campaign, w.window) for w in session.exec(select(CampaignWindow))}
+
+
+def _suppressed(engine: Engine) -> set[str]:
+    with Session(engine) as session:
+        return {s.customer_id for s in session.exec(select(Suppression))}

@@ -1,0 +1,64 @@
+"""``campaign status``: what the store holds, the last runs, the outbox, and what fires next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from campaigns.config.schema import Config
+from campaigns.segments import latest_model
+from campaigns.triggers import next_fire
+from store import outbox
+from store.engine import open_store
+from store.shop import count_customers
+from store.tables import CampaignRun
+
+
+@dataclass
+class Status:
+    """A snapshot of a workspace's store."""
+
+    store: str
+    customers: int
+    model_version: int | None
+    segments: list[tuple[int, str, int]] = field(default_factory=list)
+    runs: list[CampaignRun] = field(default_factory=list)
+    outbox: dict[str, int] = field(default_factory=dict)
+    next_fires: list[tuple[str, datetime | None]] = field(default_factory=list)
+
+
+def workspace_status(config: Config, now: datetime, last_runs: int = 5) -> Status:
+    """Read the store's state and the next fire time of every enabled campaign."""
+    engine = open_store(config.store.url, config.root)
+    model = latest_model(engine)
+    with Session(engine) as session:
+        runs = list(
+            session.exec(
+                select(CampaignRun).order_by(col(CampaignRun.id).desc()).limit(last_runs)
+            )
+        )
+    status = Status(
+        store=str(engine.url.render_as_string(hide_password=True)),
+        customers=count_customers(engine),
+        model_version=model.version if model else None,
+        runs=runs,
+        outbox=outbox.counts_by_status(engine),
+    )
+    if model is not None:
+        names = config.segmentation.names
+        status.segments = [
+            (
+                int(p["segment_id"]),
+                names.get(int(p["segment_id"]), str(p["name"])),
+                int(p["size"]),
+            )
+            for p in model.profiles
+        ]
+    status.next_fires = [
+        (name, next_fire(campaign.trigger, now))
+        for name, campaign in config.campaigns.items()
+        if campaign.enabled
+    ]
+    return status

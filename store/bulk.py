@@ -1,0 +1,153 @@
+"""Bulk load and bulk read: DataFrames in and out of the store without row-by-row ORM work.
+
+SQLite takes a DBAPI ``executemany`` of plain tuples per chunk; PostgreSQL takes ``COPY ... FROM
+STDIN``. Which path is used is a capability of the dialect, checked in one place
+(:func:`_copy_capable`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
+
+_CHUNK = 50_000
+
+#: SQLAlchemy's SQLite DateTime storage format; the ORM reads these strings back.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _copy_capable(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def time_param(value: datetime) -> str:
+    """A naive UTC datetime as a query parameter, in the form the store keeps times."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime(_SQLITE_DATETIME)
+
+
+def _clean(value: Any) -> Any:
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _datetime_strings(column: pd.Series) -> pd.Series:
+    values = pd.to_datetime(column)
+    if values.dt.tz is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = values.dt.strftime(_SQLITE_DATETIME).astype(object)
+    out[values.isna()] = None
+    return out
+
+
+def _json_strings(column: pd.Series) -> pd.Series:
+    def dump(value: Any) -> str:
+        if isinstance(value, dict):
+            value = {k: _clean(v) for k, v in value.items()}
+        return json.dumps(value)
+
+    return column.map(dump).astype(object)
+
+
+def prepare_frame(frame: pd.DataFrame, json_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Turn datetimes into naive-UTC storage strings and dicts into JSON text; NaN/NA -> None."""
+    out = pd.DataFrame(index=frame.index)
+    for name in frame.columns:
+        column = frame[name]
+        if name in json_columns:
+            out[name] = _json_strings(column)
+        elif pd.api.types.is_datetime64_any_dtype(column):
+            out[name] = _datetime_strings(column)
+        else:
+            converted = column.astype(object)
+            out[name] = converted.where(column.notna(), None)
+    return out
+
+
+def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
+    for row in frame.itertuples(index=False, name=None):
+        yield tuple(_clean(v) for v in row)
+
+
+def _chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def insert_frame(
+    engine: Engine,
+    table: str,
+    frame: pd.DataFrame,
+    json_columns: Sequence[str] = (),
+    chunk_size: int = _CHUNK,
+) -> int:
+    """Append every row of ``frame`` to ``table`` (columns named as in the table); return the count.
+
+    The whole load is one transaction: it lands completely or not at all.
+    """
+    if frame.empty:
+        return 0
+    prepared = prepare_frame(frame, json_columns)
+    columns = ", ".join(f'"{c}"' for c in prepared.columns)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if _copy_capable(engine):
+            with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:  # type: ignore[attr-defined]
+                for row in _rows(prepared):
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in prepared.columns)
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
+            for chunk in _chunks(_rows(prepared), chunk_size):
+                cursor.executemany(sql, chunk)
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    return len(frame)
+
+
+def read_frame(
+    engine: Engine,
+    sql: str,
+    params: dict[str, Any] | None = None,
+    datetime_columns: Sequence[str] = (),
+    json_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Run a query and return a DataFrame, with datetime and JSON columns decoded."""
+    with engine.connect() as connection:
+        frame = pd.read_sql_query(text(sql), connection, params=params)
+    for name in datetime_columns:
+        frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=True).dt.tz_localize(None)
+    for name in json_columns:
+        frame[name] = frame[name].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+    return frame
+
+
+def delete_all(engine: Engine, tables: Sequence[str]) -> None:
+    """Empty the given tables in one transaction."""
+    with engine.begin() as connection:
+        for table in tables:
+            connection.execute(text(f'DELETE FROM "{table}"'))

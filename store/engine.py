@@ -1,0 +1,101 @@
+"""Engines from a URL, schema creation and the schema-version check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, create_engine
+
+from campaigns.errors import StoreError
+from store.tables import SCHEMA_VERSION, Meta
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def resolve_url(url: str, root: Path) -> str:
+    """Make a relative SQLite path absolute against ``root`` (the config file's folder)."""
+    if url.startswith(_SQLITE_PREFIX) and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix(_SQLITE_PREFIX))
+        if not path.is_absolute():
+            path = root / path
+        return _SQLITE_PREFIX + str(path)
+    if url.startswith("postgresql://"):
+        # SQLAlchemy's bare postgresql:// means psycopg2; we ship psycopg 3.
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (campaign status) work while a run writes; the busy timeout makes a second
+    # writer wait instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def connect(url: str, root: Path | None = None) -> Engine:
+    """Create an engine for ``url``; a SQLite file's folder is created when missing."""
+    url = resolve_url(url, root or Path.cwd())
+    if url.startswith(_SQLITE_PREFIX) and url != "sqlite:///:memory:":
+        Path(url.removeprefix(_SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def open_store(url: str, root: Path | None = None) -> Engine:
+    """Connect, create the tables of a new store, and refuse a store of another schema version."""
+    engine = connect(url, root)
+    try:
+        existing = set(inspect(engine).get_table_names())
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
+    if "meta" in existing:
+        check_version(engine)
+    SQLModel.metadata.create_all(engine)
+    if "meta" not in existing:
+        with Session(engine) as session:
+            session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            session.commit()
+    return engine
+
+
+def check_version(engine: Engine) -> None:
+    """Raise :class:`StoreError` unless the store was written with this schema version."""
+    found = get_meta(engine, "schema_version") or "none"
+    if found != str(SCHEMA_VERSION):
+        raise StoreError(
+            f"the store at {_safe(str(engine.url))} has schema version {found}, but this version "
+            f"of campaign uses schema version {SCHEMA_VERSION}; point [store] url at a new "
+            "database, or upgrade campaign to the version that wrote it"
+        )
+
+
+def get_meta(engine: Engine, key: str) -> str | None:
+    """Read one value from the store's meta table."""
+    with Session(engine) as session:
+        row = session.get(Meta, key)
+        return row.value if row is not None else None
+
+
+def set_meta(engine: Engine, key: str, value: str) -> None:
+    """Write one value to the store's meta table."""
+    with Session(engine) as session:
+        session.merge(Meta(key=key, value=value))
+        session.commit()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

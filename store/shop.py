@@ -1,0 +1,55 @@
+"""Save a :class:`~store.frames.ShopData` into the store and read it back."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from store.bulk import delete_all, insert_frame, read_frame
+from store.frames import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS, ShopData
+
+
+def save_shop(engine: Engine, shop: ShopData) -> None:
+    """Replace the store's customers, products and transactions with ``shop``."""
+    delete_all(engine, ["transaction_line", "product", "customer"])
+    customers = shop.customers[list(CUSTOMER_COLUMNS)].copy()
+    traits = shop.customers[shop.trait_columns]
+    customers["traits"] = traits.to_dict("records") if len(traits.columns) else [{}] * len(traits)
+    insert_frame(engine, "customer", customers, json_columns=["traits"])
+    insert_frame(engine, "product", shop.products[list(PRODUCT_COLUMNS)])
+    insert_frame(engine, "transaction_line", shop.transactions[list(TRANSACTION_COLUMNS)])
+
+
+def count_customers(engine: Engine) -> int:
+    """How many customers the store holds."""
+    frame = read_frame(engine, "SELECT COUNT(*) AS n FROM customer")
+    return int(frame["n"].iloc[0])
+
+
+def load_shop(engine: Engine) -> ShopData:
+    """Read customers (traits expanded into columns), products and transactions."""
+    customers = read_frame(
+        engine,
+        "SELECT " + ", ".join(CUSTOMER_COLUMNS) + ", traits FROM customer ORDER BY customer_id",
+        datetime_columns=["signup_at"],
+        json_columns=["traits"],
+    )
+    traits = pd.DataFrame.from_records(customers.pop("traits").tolist(), index=customers.index)
+    customers = pd.concat([customers, traits], axis=1)
+    products = read_frame(
+        engine, "SELECT " + ", ".join(PRODUCT_COLUMNS) + " FROM product ORDER BY product_id"
+    )
+    transactions = read_frame(
+        engine,
+        "SELECT " + ", ".join(TRANSACTION_COLUMNS) + " FROM transaction_line ORDER BY id",
+        datetime_columns=["invoiced_at"],
+    )
+    return ShopData(customers=customers, products=products, transactions=transactions)
+
+
+def trait_columns(engine: Engine) -> list[str]:
+    """The trait names customers in the store carry (read from one customer)."""
+    frame = read_frame(engine, "SELECT traits FROM customer LIMIT 1", json_columns=["traits"])
+    if frame.empty or not isinstance(frame["traits"].iloc[0], dict):
+        return []
+    return sorted(frame["traits"].iloc[0])

@@ -1,0 +1,100 @@
+"""A campaign's message template (subject, text and optional HTML part) and its rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from campaigns.errors import TemplateCheckError
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """One message, ready for a channel."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """The compiled parts of one campaign's message: ``NAME.txt.j2`` and optional ``NAME.html.j2``.
+
+    Use :meth:`load` to compile; compile errors carry the template name and line.
+    """
+
+    name: str
+    subject: Template
+    text: Template
+    html: Template | None
+
+    @classmethod
+    def load(
+        cls, env: ImmutableSandboxedEnvironment, name: str, subject: str
+    ) -> MessageTemplate:
+        """Compile the parts of template ``name`` and the subject line."""
+        folder = _folder(env)
+        text = _get(env, f"{name}.txt.j2", required=True, folder=folder)
+        html = _get(env, f"{name}.html.j2", required=False, folder=folder)
+        try:
+            subject_template = env.from_string(subject)
+        except TemplateSyntaxError as exc:
+            raise TemplateCheckError(f"subject of template {name!r}: {exc.message}") from None
+        assert text is not None
+        return cls(name=name, subject=subject_template, text=text, html=html)
+
+    def render(self, context: dict[str, Any]) -> RenderedMessage:
+        """Render every part; a failure names the part and the template line."""
+        return RenderedMessage(
+            subject=_render(self.subject, context, f"subject of {self.name}").strip(),
+            text=_render(self.text, context, f"{self.name}.txt.j2"),
+            html=_render(self.html, context, f"{self.name}.html.j2") if self.html else None,
+        )
+
+
+def _folder(env: ImmutableSandboxedEnvironment) -> str:
+    searchpath = getattr(env.loader, "searchpath", ["."])
+    return str(searchpath[0])
+
+
+def _get(
+    env: ImmutableSandboxedEnvironment, filename: str, required: bool, folder: str
+) -> Template | None:
+    try:
+        return env.get_template(filename)
+    except TemplateNotFound:
+        if required:
+            raise TemplateCheckError(
+                f"template {filename} not found in {folder}"
+            ) from None
+        return None
+    except TemplateSyntaxError as exc:
+        raise TemplateCheckError(
+            f"{Path(folder) / filename}:{exc.lineno}: {exc.message}"
+        ) from None
+
+
+def _render(template: Template, context: dict[str, Any], label: str) -> str:
+    try:
+        return template.render(context)
+    except TemplateError as exc:
+        line = _template_line(exc, template)
+        where = f"{label}:{line}" if line else label
+        raise TemplateCheckError(f"{where}: {exc}") from None
+
+
+def _template_line(exc: BaseException, template: Template) -> int | None:
+    # Jinja maps Python frames back to template lines; walk the traceback to the deepest one that
+    # belongs to a template (the included/extended file is named in the message already).
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in {template.filename, "<template>"}:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
