@@ -52,7 +52,9 @@ def compose(
     selected = selected.loc[fresh]
     keys = [k for k, f in zip(keys, fresh, strict=True) if f]
     columns = [c for c in customers.columns if c not in _HIDDEN]
-    records = customers.loc[selected["customer_id"], columns].to_dict("records")
+    records: list[dict[str, Any]] = customers.loc[  # type: ignore[assignment]
+        selected["customer_id"], columns
+    ].to_dict("records")
     campaign_info = {"name": plan.name, "description": plan.config.description}
     rows = []
     for done, (record, segment_id, key) in enumerate(

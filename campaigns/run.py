@@ -186,10 +186,10 @@ def _compose_and_enqueue(
             new = outbox.enqueue(engine, messages)
             _record_window(engine, plan.name, plan.window.key, run_id, new)
         result.new_messages += new
-        counts = (
-            messages.groupby("segment_id").size().to_dict() if len(messages) else {}
+        counts = _sizes(messages["segment_id"])
+        result.rows.extend(
+            _rows(plan, names, counts, "dry run" if result.dry_run else "queued", channel)
         )
-        result.rows.extend(_rows(plan, names, counts, "dry run" if result.dry_run else "queued", channel))
         for reason, count in sorted(plan.left_out.items()):
             if count:
                 result.notes.append(f"{plan.name}: {count:,} left out ({reason})")
@@ -202,19 +202,24 @@ def _rows(
     status: str,
     channel: str,
 ) -> list[SummaryRow]:
-    sizes = plan.audience.groupby("segment_id").size()
+    sizes = _sizes(plan.audience["segment_id"])
     return [
         SummaryRow(
             campaign=plan.name,
-            segment=f"{sid} {names.get(int(sid), '?')}",
-            audience=int(size),
-            messages=int((counts or {}).get(int(sid), 0)),
+            segment=f"{sid} {names.get(sid, '?')}",
+            audience=size,
+            messages=(counts or {}).get(sid, 0),
             status=status,
             channel=channel,
             destination="",
         )
         for sid, size in sizes.items()
     ] or [SummaryRow(plan.name, "(no customers)", 0, 0, status, channel, "")]
+
+
+def _sizes(segment_ids: pd.Series) -> dict[int, int]:
+    counts = segment_ids.astype(int).value_counts().sort_index()
+    return dict(zip(counts.index.astype(int).tolist(), counts.astype(int).tolist(), strict=True))
 
 
 def _with_destination(row: SummaryRow, destinations: set[str] | None) -> SummaryRow:
@@ -268,7 +273,9 @@ def _fail_run(engine: Engine, run_id: int, exc: BaseException) -> None:
 
 def _record_window(engine: Engine, campaign: str, window: str, run_id: int, planned: int) -> None:
     with Session(engine) as session:
-        session.add(CampaignWindow(campaign=campaign, window=window, run_id=run_id, planned=planned))
+        session.add(
+            CampaignWindow(campaign=campaign, window=window, run_id=run_id, planned=planned)
+        )
         session.commit()
 
 

@@ -48,9 +48,7 @@ def _settings(config: SegmentationConfig) -> dict[str, Any]:
 def latest_model(engine: Engine) -> SegmentModel | None:
     """The newest stored segmentation model, if any."""
     with Session(engine) as session:
-        return session.exec(
-            select(SegmentModel).order_by(col(SegmentModel.version).desc())
-        ).first()
+        return session.exec(select(SegmentModel).order_by(col(SegmentModel.version).desc())).first()
 
 
 def ensure_model(
@@ -66,7 +64,7 @@ def ensure_model(
     """
     stored = latest_model(engine)
     if stored is not None and stored.settings == _settings(config):
-        estimator = pickle.loads(stored.blob)  # noqa: S301 - the store is written only by us
+        estimator = pickle.loads(stored.blob)
         assert stored.version is not None
         return FittedSegments(stored.version, estimator, _named(stored.profiles, config), False)
     estimator = Segmenter(k=config.k, features=tuple(config.features), random_state=config.seed)
@@ -97,9 +95,7 @@ def _profile_dict(profile: Any) -> dict[str, Any]:
 
 
 def _named(profiles: list[dict[str, Any]], config: SegmentationConfig) -> list[dict[str, Any]]:
-    return [
-        {**p, "name": config.names.get(int(p["segment_id"]), p["name"])} for p in profiles
-    ]
+    return [{**p, "name": config.names.get(int(p["segment_id"]), p["name"])} for p in profiles]
 
 
 def record_membership(
@@ -132,7 +128,9 @@ def record_membership(
     events = pd.concat(
         [entered.assign(kind="entered"), exited.assign(kind="exited")], ignore_index=True
     ).assign(run_id=run_id, at=stamp)
-    insert_frame(engine, "segment_event", events[["run_id", "customer_id", "segment_id", "kind", "at"]])
+    insert_frame(
+        engine, "segment_event", events[["run_id", "customer_id", "segment_id", "kind", "at"]]
+    )
     if len(changed) + len(gone) > _REWRITE_ABOVE:
         # Most customers changed (a first run or a refit): rewriting the table is cheaper than
         # deleting row by row. Customers who stayed keep their ``since``.

@@ -35,9 +35,7 @@ def workspace_status(config: Config, now: datetime, last_runs: int = 5) -> Statu
     model = latest_model(engine)
     with Session(engine) as session:
         runs = list(
-            session.exec(
-                select(CampaignRun).order_by(col(CampaignRun.id).desc()).limit(last_runs)
-            )
+            session.exec(select(CampaignRun).order_by(col(CampaignRun.id).desc()).limit(last_runs))
         )
     status = Status(
         store=str(engine.url.render_as_string(hide_password=True)),

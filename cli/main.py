@@ -15,7 +15,14 @@ def cli() -> None:
     """Marketing campaigns as files in git: segments, rules, templates, delivery, A/B tests."""
 
 
-for command in (init_command, check_command, run_command, status_command, load_command, demo_command):
+for command in (
+    init_command,
+    check_command,
+    run_command,
+    status_command,
+    load_command,
+    demo_command,
+):
     cli.add_command(command)
 
 

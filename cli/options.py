@@ -26,7 +26,7 @@ def config_option(func: F) -> F:
     )(func)
 
 
-class AtTime(click.ParamType):
+class AtTime(click.ParamType):  # type: ignore[type-arg]
     """An ISO time such as ``2026-11-23T09:00`` or ``2026-11-23``; UTC unless it has an offset."""
 
     name = "TIME"

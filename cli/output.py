@@ -41,7 +41,9 @@ def progress_bars(out: Console) -> Iterator[ProgressCallback]:
     def update(stage: str, advance: int, total: int | None) -> None:
         if stage not in tasks:
             for task in tasks.values():
-                bars.update(task, completed=bars.tasks[task].total or 1, total=bars.tasks[task].total or 1)
+                bars.update(
+                    task, completed=bars.tasks[task].total or 1, total=bars.tasks[task].total or 1
+                )
             tasks[stage] = bars.add_task(stage, total=total or 1)
         if advance:
             bars.advance(tasks[stage], advance)

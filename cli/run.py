@@ -76,4 +76,3 @@ def print_result(out: Console, result: RunResult) -> None:
             + (f", {result.failed:,} failed" if result.failed else "")
             + "."
         )
-

@@ -3,13 +3,9 @@
 A name is read off the segment's z-scores (how far its mean lies from the population mean, in
 population standard deviations) for three RFM columns:
 
-=============  ==========================  =================================================
-column         term                        rule on the segment's z-score ``z``
-=============  ==========================  =================================================
-monetary       ``High`` / ``Mid`` / ``Low``  ``z >= 0.5`` / in between / ``z <= -0.2``
-recency        ``recent`` / ``lapsed``     ``z < 0`` (fewer days than average) / ``z >= 0``
-frequency      ``frequent`` / ``occasional``  ``z > 0`` / ``z <= 0``
-=============  ==========================  =================================================
+- spend, from ``monetary``: ``High`` when ``z >= 0.5``, ``Low`` when ``z <= -0.2``, else ``Mid``;
+- ``recency`` (days since the last purchase): ``recent`` when ``z < 0``, else ``lapsed``;
+- ``frequency``: ``frequent`` when ``z > 0``, else ``occasional``;
 
 giving e.g. ``"High spend, recent, frequent"``. The spend band is asymmetric because spending is
 skewed to the right: a few large customers lift the mean and the standard deviation, so a

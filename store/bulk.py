@@ -112,7 +112,7 @@ def insert_frame(
     try:
         cursor = raw.cursor()
         if _copy_capable(engine):
-            with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:  # type: ignore[attr-defined]
+            with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
                 for row in _rows(prepared):
                     copy.write_row(row)
         else:

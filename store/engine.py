@@ -54,10 +54,14 @@ def open_store(url: str, root: Path | None = None) -> Engine:
     engine = connect(url, root)
     try:
         existing = set(inspect(engine).get_table_names())
+        if "meta" in existing:
+            check_version(engine)
     except OperationalError as exc:
+        engine.dispose()
         raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
-    if "meta" in existing:
-        check_version(engine)
+    except StoreError:
+        engine.dispose()
+        raise
     SQLModel.metadata.create_all(engine)
     if "meta" not in existing:
         with Session(engine) as session:

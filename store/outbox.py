@@ -55,8 +55,7 @@ def enqueue(engine: Engine, messages: pd.DataFrame) -> int:
     columns = ", ".join(f'"{c}"' for c in prepared.columns)
     marks = ", ".join(f":{c}" for c in prepared.columns)
     sql = text(
-        f"INSERT INTO message ({columns}) VALUES ({marks}) "
-        "ON CONFLICT (idempotency_key) DO NOTHING"
+        f"INSERT INTO message ({columns}) VALUES ({marks}) ON CONFLICT (idempotency_key) DO NOTHING"
     )
     records: list[dict[str, Any]] = prepared.to_dict("records")  # type: ignore[assignment]
     run_id = int(frame["run_id"].iloc[0])
@@ -68,7 +67,9 @@ def enqueue(engine: Engine, messages: pd.DataFrame) -> int:
 
 
 def _count_run(connection: Any, run_id: int) -> int:
-    result = connection.execute(text("SELECT COUNT(*) FROM message WHERE run_id = :r"), {"r": run_id})
+    result = connection.execute(
+        text("SELECT COUNT(*) FROM message WHERE run_id = :r"), {"r": run_id}
+    )
     return int(result.scalar_one())
 
 
@@ -122,7 +123,10 @@ def mark_sent(engine: Engine, ids: list[int], destinations: list[str | None], at
                 "UPDATE message SET status = 'sent', sent_at = :at, destination = :dest, "
                 "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = :id"
             ),
-            [{"id": i, "dest": d, "at": time_param(at)} for i, d in zip(ids, destinations, strict=True)],
+            [
+                {"id": i, "dest": d, "at": time_param(at)}
+                for i, d in zip(ids, destinations, strict=True)
+            ],
         )
 
 

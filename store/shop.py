@@ -14,7 +14,10 @@ def save_shop(engine: Engine, shop: ShopData) -> None:
     delete_all(engine, ["transaction_line", "product", "customer"])
     customers = shop.customers[list(CUSTOMER_COLUMNS)].copy()
     traits = shop.customers[shop.trait_columns]
-    customers["traits"] = traits.to_dict("records") if len(traits.columns) else [{}] * len(traits)
+    records: list[dict[str, object]] = (
+        traits.to_dict("records") if len(traits.columns) else [{}] * len(traits)  # type: ignore[assignment]
+    )
+    customers["traits"] = pd.Series(records, index=customers.index, dtype=object)
     insert_frame(engine, "customer", customers, json_columns=["traits"])
     insert_frame(engine, "product", shop.products[list(PRODUCT_COLUMNS)])
     insert_frame(engine, "transaction_line", shop.transactions[list(TRANSACTION_COLUMNS)])

@@ -1,8 +1,8 @@
 """The store's tables, as SQLModel classes.
 
 Times are stored as naive UTC (``TIMESTAMP WITHOUT TIME ZONE``); every datetime in the library is
-naive UTC, converted at the edges (config timezones, ``--at`` offsets). Bulk paths (customers, transactions, messages) are written with
-SQLAlchemy Core ``insert`` over lists of dicts (one executemany per chunk), never row by row.
+naive UTC, converted at the edges (config timezones, ``--at`` offsets). Bulk paths (customers,
+transactions, messages) go through :mod:`store.bulk`, never row by row.
 """
 
 from __future__ import annotations

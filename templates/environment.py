@@ -19,7 +19,9 @@ def make_environment(folder: Path) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(str(folder)),
         undefined=StrictUndefined,
-        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "html.j2"), default=False, default_for_string=False
+        ),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

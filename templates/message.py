@@ -34,9 +34,7 @@ class MessageTemplate:
     html: Template | None
 
     @classmethod
-    def load(
-        cls, env: ImmutableSandboxedEnvironment, name: str, subject: str
-    ) -> MessageTemplate:
+    def load(cls, env: ImmutableSandboxedEnvironment, name: str, subject: str) -> MessageTemplate:
         """Compile the parts of template ``name`` and the subject line."""
         folder = _folder(env)
         text = _get(env, f"{name}.txt.j2", required=True, folder=folder)
@@ -69,14 +67,10 @@ def _get(
         return env.get_template(filename)
     except TemplateNotFound:
         if required:
-            raise TemplateCheckError(
-                f"template {filename} not found in {folder}"
-            ) from None
+            raise TemplateCheckError(f"template {filename} not found in {folder}") from None
         return None
     except TemplateSyntaxError as exc:
-        raise TemplateCheckError(
-            f"{Path(folder) / filename}:{exc.lineno}: {exc.message}"
-        ) from None
+        raise TemplateCheckError(f"{Path(folder) / filename}:{exc.lineno}: {exc.message}") from None
 
 
 def _render(template: Template, context: dict[str, Any], label: str) -> str:
@@ -89,12 +83,12 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
 
 
 def _template_line(exc: BaseException, template: Template) -> int | None:
-    # Jinja maps Python frames back to template lines; walk the traceback to the deepest one that
-    # belongs to a template (the included/extended file is named in the message already).
+    # Jinja rewrites the traceback so that template frames carry the template's file name and
+    # line; the deepest such frame is where the error happened.
     tb = exc.__traceback__
     line = None
     while tb is not None:
         if tb.tb_frame.f_code.co_filename in {template.filename, "<template>"}:
-            line = template.get_corresponding_lineno(tb.tb_lineno)
+            line = tb.tb_lineno
         tb = tb.tb_next
     return line

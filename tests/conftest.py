@@ -21,3 +21,55 @@ def shared_data() -> Path:
             pytest.fail(f"shared datasets not found at {folder} (CAMPAIGN_REQUIRE_SHARED_DATA=1)")
         pytest.skip(f"shared datasets not found at {folder}; set them up to run this test")
     return folder
+
+
+# --- stores: every store test runs on SQLite and on a real PostgreSQL ---------------------------
+
+from collections.abc import Iterator  # noqa: E402
+
+from sqlalchemy import Engine  # noqa: E402
+from sqlmodel import SQLModel  # noqa: E402
+
+from store.engine import connect, open_store  # noqa: E402
+from tests.pg_server import postgres_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL database for this session (skips, with the reason, when none exists)."""
+    with postgres_server() as url:
+        if url is None:
+            if os.environ.get("CI"):
+                pytest.fail(
+                    "no PostgreSQL: install Debian's postgresql or set CAMPAIGN_TEST_POSTGRES_URL"
+                )
+            pytest.skip(
+                "no PostgreSQL binaries; install postgresql or set CAMPAIGN_TEST_POSTGRES_URL"
+            )
+        yield url
+
+
+def _reset_postgres(url: str) -> None:
+    engine = connect(url)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store: a SQLite file, then a real PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    _reset_postgres(url)
+    yield url
+    _reset_postgres(url)
+
+
+@pytest.fixture
+def fresh_store(store_url: str) -> Iterator[Engine]:
+    """An opened, empty store on each backend; its connections are closed afterwards."""
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()

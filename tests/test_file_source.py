@@ -84,7 +84,7 @@ def test_online_retail_layout_loads_good_rows_with_contract_types(tmp_path: Path
     assert tx["quantity"].dtype == np.int64
     assert tx["unit_price"].tolist() == [2.55, 3.39, 2.95, 0.85]
     assert tx["unit_price"].dtype == np.float64
-    assert pd.api.types.is_datetime64_dtype(tx["invoiced_at"])
+    assert tx["invoiced_at"].dtype == np.dtype("datetime64[ns]")
     assert tx["invoiced_at"].tolist() == [
         pd.Timestamp("2010-12-01 08:26"),
         pd.Timestamp("2010-12-01 08:26"),
@@ -578,3 +578,17 @@ def test_customer_personality_as_customers_file(tmp_path: Path, shared_data: Pat
     assert frame["signup_at"].min() == pd.Timestamp("2012-07-30")
     assert frame["signup_at"].max() == pd.Timestamp("2014-06-29")
     assert frame["Education"].value_counts()["PhD"] == 486
+
+
+def test_infinite_and_fractional_numbers_are_bad_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "customer_id,invoiced_at,quantity,unit_price\n"
+        "1,2024-01-01,inf,2\n"
+        "1,2024-01-01,1,-inf\n"
+        "1,2024-01-01,1.5,2\n"
+        "1,2024-01-01,2.0,2\n"
+    )
+    shop = load_files(files_source(tmp_path, {"path": path}), tmp_path)
+    assert shop.quarantined == {"bad_number": 3}
+    assert shop.transactions["quantity"].tolist() == [2]

@@ -122,5 +122,7 @@ def test_duplicate_customer_ids_are_rejected(
 ) -> None:
     doubled = pd.concat([customers, customers.iloc[[1]]])
 
-    with pytest.raises(ValueError, match=r"^customers.customer_id must be unique; repeated: \['A'\]$"):
+    with pytest.raises(
+        ValueError, match=r"^customers.customer_id must be unique; repeated: \['A'\]$"
+    ):
         rfm_features(transactions, doubled, AT)

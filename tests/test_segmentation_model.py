@@ -19,8 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from segmentation import (
     RFM_COLUMNS,
-    SegmentProfile,
     Segmenter,
+    SegmentProfile,
     profiles_with_names,
     rfm_features,
 )
@@ -78,7 +78,7 @@ def fitted(rfm: tuple[pd.DataFrame, np.ndarray]) -> Segmenter:
 
 
 def test_recovers_separated_groups(rfm: tuple[pd.DataFrame, np.ndarray], fitted: Segmenter) -> None:
-    X, truth = rfm
+    _, truth = rfm
 
     assert adjusted_rand_score(truth, fitted.labels_) > 0.9
     assert fitted.algorithm_ == "kmeans"
@@ -99,7 +99,7 @@ def test_ids_are_ordered_by_mean_spend(fitted: Segmenter) -> None:
 
 
 def test_ids_name_the_true_groups(rfm: tuple[pd.DataFrame, np.ndarray], fitted: Segmenter) -> None:
-    X, truth = rfm
+    _, truth = rfm
     # The groups are numbered by spend too, so segment id = group + 1 for (nearly) everyone.
     assert np.mean(fitted.labels_ == truth + 1) > 0.97
 
@@ -161,17 +161,43 @@ def test_other_features_and_log_choice(rfm: tuple[pd.DataFrame, np.ndarray]) -> 
     assert list(segmenter.feature_names_in_) == list(RFM_COLUMNS)
 
 
+def test_arrays_without_column_names_are_taken_positionally(
+    rfm: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    X, _ = rfm
+    segmenter = Segmenter(k=4).fit(X.to_numpy()[:, :3])
+    profiles = segmenter.profiles_
+
+    # Every column is clustered, none is logged; without a "monetary" column the ids follow size.
+    assert segmenter.features_ == ("x0", "x1", "x2")
+    assert segmenter.log_features_ == ()
+    assert not hasattr(segmenter, "feature_names_in_")
+    assert [p.size for p in profiles] == sorted((p.size for p in profiles), reverse=True)
+    assert [p.name for p in profiles] == ["Segment 1", "Segment 2", "Segment 3", "Segment 4"]
+    assert all(np.isnan(p.revenue_share) for p in profiles)
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
         ({"k": 0}, "k must be a positive integer, got 0"),
-        ({"features": "monetary"}, "features must be a non-empty sequence of column names, got 'monetary'"),
+        (
+            {"features": "monetary"},
+            "features must be a non-empty sequence of column names, got 'monetary'",
+        ),
         ({"features": ()}, "features must be a non-empty sequence of column names, got ()"),
-        ({"features": ("monetary", "monetary")}, "features must not repeat a column, got ['monetary', 'monetary']"),
-        ({"features": ("spend",)}, "features ['spend'] are not columns of X; X has ['recency', 'frequency', 'monetary', 'tenure', 'average_order_value']"),
+        (
+            {"features": ("monetary", "monetary")},
+            "features must not repeat a column, got ['monetary', 'monetary']",
+        ),
+        (
+            {"features": ("spend",)},
+            "features ['spend'] are not columns of X; X has "
+            "['recency', 'frequency', 'monetary', 'tenure', 'average_order_value']",
+        ),
         ({"minibatch_above": -1}, "minibatch_above must be a non-negative integer, got -1"),
     ],
-)  # fmt: skip
+)
 def test_bad_parameters_are_reported_at_fit(
     rfm: tuple[pd.DataFrame, np.ndarray], params: dict[str, Any], message: str
 ) -> None:
@@ -201,21 +227,26 @@ def test_profiles_add_up(rfm: tuple[pd.DataFrame, np.ndarray], fitted: Segmenter
     assert [p.size for p in profiles] == np.bincount(fitted.labels_)[1:].tolist()
     for profile in profiles:
         members = X[fitted.labels_ == profile.segment_id]
-        assert set(profile.means) == set(profile.medians) == set(profile.zscores) == set(RFM_COLUMNS)
+        assert (
+            set(profile.means) == set(profile.medians) == set(profile.zscores) == set(RFM_COLUMNS)
+        )
         assert profile.means["tenure"] == pytest.approx(members["tenure"].mean())
         assert profile.medians["recency"] == pytest.approx(members["recency"].median())
         assert profile.zscores["monetary"] == pytest.approx(
             (members["monetary"].mean() - X["monetary"].mean()) / X["monetary"].std(ddof=0)
         )
-        assert profile.revenue_share == pytest.approx(members["monetary"].sum() / X["monetary"].sum())
+        assert profile.revenue_share == pytest.approx(
+            members["monetary"].sum() / X["monetary"].sum()
+        )
 
 
 def test_names_describe_the_segments(fitted: Segmenter) -> None:
+    # "Fading" customers (100-180 days) are more recent than the average (about 175 days).
     assert [p.name for p in fitted.profiles_] == [
         "High spend, recent, frequent",
         "Mid spend, recent, frequent",
+        "Low spend, recent, occasional",
         "Low spend, lapsed, occasional",
-        "Low spend, lapsed, occasional (2)",
     ]
 
 
@@ -238,6 +269,7 @@ def test_names_are_unique_within_a_model(rfm: tuple[pd.DataFrame, np.ndarray]) -
     names = [p.name for p in Segmenter(k=8).fit(rfm[0]).profiles_]
 
     assert len(set(names)) == 8
+    assert names[:2] == ["High spend, recent, frequent", "High spend, recent, frequent (2)"]
     assert unique_names(["A", "B", "A", "A"]) == ["A", "B", "A (2)", "A (3)"]
 
 
@@ -247,7 +279,7 @@ def test_business_names_override_automatic_ones(fitted: Segmenter) -> None:
     assert [p.name for p in named] == [
         "VIP",
         "Mid spend, recent, frequent",
-        "Low spend, lapsed, occasional",
+        "Low spend, recent, occasional",
         "Win back",
     ]
     assert named[0].means == fitted.profiles_[0].means
@@ -261,7 +293,7 @@ def test_business_names_override_automatic_ones(fitted: Segmenter) -> None:
         ({2: " "}, "names: the name of segment 2 is empty"),
         (
             {1: "Low spend, lapsed, occasional"},
-            "names: segments 1 and 3 would both be called 'Low spend, lapsed, occasional'; "
+            "names: segments 1 and 4 would both be called 'Low spend, lapsed, occasional'; "
             "give each segment a different name",
         ),
     ],

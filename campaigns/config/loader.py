@@ -1,4 +1,4 @@
-"""Read ``config.toml`` into a :class:`~campaigns.config.schema.Config`, or fail with a precise error.
+"""Read ``config.toml`` into a :class:`~campaigns.config.schema.Config`, or fail precisely.
 
 Every error names the file, the line (where the key is written in the file) and the dotted key path,
 for example ``config.toml:42: campaigns.winback.channel: unknown channel 'email'; defined
@@ -12,15 +12,17 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from campaigns.config.schema import Config
+from campaigns.config.schema import CAMPAIGN_NAME, Config
 from campaigns.errors import ConfigError
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+_KEY = re.compile(
+    r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
 
 
 def _split_key(dotted: str) -> list[str]:
@@ -33,7 +35,7 @@ def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
 
     Array-of-tables entries are numbered from 0 in the path (as pydantic numbers them), so
     ``[[a]]`` followed by ``x = 1`` gives ``("a", 0, "x")``. Keys inside inline tables share the
-    line of their parent key. This is a scanner, not a parser: tomllib has already accepted the text.
+    line of their parent key. A scanner, not a parser: tomllib has already accepted the text.
     """
     lines: dict[tuple[str | int, ...], int] = {}
     table: tuple[str | int, ...] = ()
@@ -103,10 +105,6 @@ def _clean_loc(loc: Sequence[str | int], data: Mapping[str, Any], kind: str) -> 
     return cleaned
 
 
-def _allowed_keys(model_fields: Any) -> list[str]:
-    return sorted(model_fields)
-
-
 def _message(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
     kind = error["type"]
     msg = str(error["msg"])
@@ -144,43 +142,35 @@ def _suggest(error: Mapping[str, Any], loc: Sequence[str | int], data: Mapping[s
 
 
 def _known_keys_at(parent: Sequence[str | int], data: Mapping[str, Any]) -> list[str]:
-    from campaigns.config import schema
-
-    model: Any = Config
+    """The keys allowed in the table at ``parent`` (for "did you mean" on unknown keys)."""
+    annotation: Any = Config
     node: Any = data
     for part in parent:
-        node = node[part] if isinstance(node, (Mapping, list)) else None
-        fields = getattr(model, "model_fields", {})
-        if isinstance(part, int):
-            continue
-        if part in fields:
-            annotation = fields[part].annotation
-            model = _model_in(annotation, node, schema)
-        else:
-            # A dict entry keyed by a user's name (campaigns.NAME, channels.NAME).
-            model = _model_in(getattr(model, "__args__", (None, None))[-1], node, schema)
-    return _allowed_keys(getattr(model, "model_fields", {}))
+        node = node.get(part) if isinstance(node, Mapping) else None
+        model = _model_in(annotation, node)
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        elif get_origin(annotation) is dict:  # a user-named entry: campaigns.NAME
+            annotation = get_args(annotation)[1]
+    model = _model_in(annotation, node)
+    return sorted(model.model_fields) if model is not None else []
 
 
-def _model_in(annotation: Any, node: Any, schema: Any) -> Any:
-    """Find the pydantic model a config value is checked against (through unions and dicts)."""
-    if isinstance(annotation, type) and issubclass(annotation, schema._Model):
+def _model_in(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The pydantic model a value is checked against, through Annotated unions and dicts."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    args = getattr(annotation, "__args__", ())
-    metadata = getattr(annotation, "__metadata__", ())
-    if metadata:  # Annotated[Union[...], discriminator]
-        return _model_in(args[0], node, schema)
-    candidates = [a for a in args if isinstance(a, type) and issubclass(a, schema._Model)]
+    if get_origin(annotation) is Annotated:
+        return _model_in(get_args(annotation)[0], node)
+    candidates = [
+        a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)
+    ]
     if isinstance(node, Mapping) and "type" in node:
         for candidate in candidates:
             tag = candidate.model_fields.get("type")
-            if tag is not None and node["type"] in getattr(tag.annotation, "__args__", ()):
+            if tag is not None and node["type"] in get_args(tag.annotation):
                 return candidate
-    if candidates:
-        return candidates[0]
-    if args:  # dict[str, Model]
-        return _model_in(args[-1], node, schema)
-    return annotation
+    return candidates[0] if candidates else None
 
 
 def load_config(path: str | Path) -> Config:
@@ -195,6 +185,10 @@ def load_config(path: str | Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"^(.*) \(at line (\d+), column (\d+)\)$", str(exc))
+        if found:
+            what, line, column = found.groups()
+            raise ConfigError(f"{path}:{line}:{column}: invalid TOML: {what}") from None
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     lines = key_lines(text)
     try:
@@ -214,9 +208,15 @@ def load_config(path: str | Path) -> Config:
 
 
 def _check_references(config: Config, path: Path, lines: Mapping[Any, int]) -> None:
-    """Cross-field checks that name both ends: campaigns must use channels that exist."""
+    """Checks across keys: campaign names are usable, and campaigns use channels that exist."""
     errors = []
     for name, campaign in config.campaigns.items():
+        if not CAMPAIGN_NAME.match(name):
+            loc: tuple[str, ...] = ("campaigns", name)
+            errors.append(
+                f"{path}:{_line_for(loc, lines)}: {format_loc(loc)}: a campaign name must be "
+                "lower-case letters, digits, '-' or '_'"
+            )
         if campaign.channel not in config.channels:
             loc = ("campaigns", name, "channel")
             line = _line_for(loc, lines)

@@ -92,7 +92,7 @@ Source = Annotated[DemoSource | FilesSource, Field(discriminator="type")]
 
 # --------------------------------------------------------------------------------- segmentation
 
-RFM_FEATURES = ("recency", "frequency", "monetary", "tenure", "average_order_value")
+Feature = Literal["recency", "frequency", "monetary", "tenure", "average_order_value"]
 
 
 class SegmentationConfig(_Model):
@@ -100,9 +100,7 @@ class SegmentationConfig(_Model):
 
     model: Literal["kmeans"] = "kmeans"
     k: int = Field(default=4, ge=2, le=30)
-    features: list[Literal["recency", "frequency", "monetary", "tenure", "average_order_value"]] = (
-        Field(default_factory=lambda: ["recency", "frequency", "monetary"], min_length=1)
-    )
+    features: list[Feature] = Field(default=["recency", "frequency", "monetary"], min_length=1)
     seed: int = 0
     #: Business names by segment id, replacing the automatic descriptive names.
     names: dict[int, str] = Field(default_factory=dict)
@@ -167,7 +165,8 @@ class OnceTrigger(_Model):
 
 Trigger = Annotated[ScheduleTrigger | OnceTrigger, Field(discriminator="type")]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: What a campaign name may look like (it appears in idempotency keys and file names).
+CAMPAIGN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 class CampaignConfig(_Model):
@@ -208,16 +207,6 @@ class Config(_Model):
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
     #: The folder of the config file: relative paths are resolved against it (set by the loader).
     root: Path = Path()
-
-    @field_validator("campaigns")
-    @classmethod
-    def _campaign_names(cls, value: dict[str, CampaignConfig]) -> dict[str, CampaignConfig]:
-        for name in value:
-            if not _NAME.match(name):
-                raise ValueError(
-                    f"campaign name {name!r} must be lower-case letters, digits, '-' or '_'"
-                )
-        return value
 
     def path(self, value: Path) -> Path:
         """Resolve a path from the config against the config file's folder."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from campaigns.config.schema import Config, FileChannel as FileChannelConfig
+from campaigns.config.schema import Config
+from campaigns.config.schema import FileChannel as FileChannelConfig
 from campaigns.delivery.base import Channel, Outcome
 from campaigns.delivery.export import FileChannel
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -143,7 +143,7 @@ def _read_csv(name: str, spec: TableFile, path: Path) -> tuple[pd.DataFrame, npt
             )
     except pd.errors.ParserWarning:
         raise DataError(
-            f"cannot read {name} file {path} as CSV: line 2 has more fields than the header "
+            f"cannot read {name} file {path} as CSV: the first row has more fields than the header "
             f"(separator {separator!r})"
         ) from None
     except (OSError, ValueError, LookupError, re.error) as exc:
@@ -223,12 +223,16 @@ def _read(name: str, spec: TableFile, root: Path, keys: Sequence[str]) -> _Table
 # ---------------------------------------------------------------------------------- converting
 
 
+def _all_whole(values: pd.Series) -> bool:
+    """Whether every value is a finite whole number (true when there are none)."""
+    array = values.to_numpy(dtype="float64")
+    return bool(np.isfinite(array).all() and (np.mod(array, 1) == 0).all())
+
+
 def _text(column: pd.Series) -> pd.Series:
     """Values as stripped strings; missing and blank values are NA."""
-    if is_float_dtype(column):
-        finite = column.dropna()
-        if bool((finite % 1 == 0).all()):
-            column = column.astype("Int64")
+    if is_float_dtype(column) and _all_whole(column.dropna()):
+        column = column.astype("Int64")  # ids stored as floats: 7.0 is "7"
     text = column.astype("str").str.strip()
     return text.mask(text == "")
 
@@ -241,11 +245,29 @@ def _number(column: pd.Series) -> pd.Series:
     """Values as float64; anything that is not a number is NaN."""
     if is_numeric_dtype(column) and not is_bool_dtype(column):
         return column.astype("float64")
-    return pd.to_numeric(_text(column), errors="coerce").astype("float64")
+    return _per_distinct(
+        _text(column), lambda text: pd.to_numeric(text, errors="coerce").astype("float64")
+    )
+
+
+def _per_distinct(text: pd.Series, convert: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``convert`` applied to each distinct value once, spread back over the rows.
+
+    Dates and prices repeat a lot in transaction files, so this is much faster than converting
+    every row. ``convert`` must return a NumPy-backed Series of the same length.
+    """
+    codes, uniques = pd.factorize(text)
+    distinct = pd.concat(
+        [pd.Series(uniques, dtype=text.dtype), pd.Series([None], dtype=text.dtype)],
+        ignore_index=True,
+    )
+    converted = convert(distinct).to_numpy()
+    # A missing value has code -1: the None appended last.
+    return pd.Series(converted[codes], index=text.index)
 
 
 def _guess_format(text: pd.Series) -> str:
-    samples = text.dropna().drop_duplicates().head(50)
+    samples = text.dropna().head(10_000).drop_duplicates().head(50)
     with warnings.catch_warnings():
         # It warns when a sample reads day-first; the most common guess wins anyway.
         warnings.simplefilter("ignore")
@@ -256,19 +278,26 @@ def _guess_format(text: pd.Series) -> str:
     return "ISO8601" if guess.startswith("%Y-%m-%d") else guess
 
 
+def _naive_ns(values: pd.Series) -> pd.Series:
+    """Naive UTC ``datetime64[ns]`` (as the demo source makes); out-of-range values become NaT."""
+    if values.dt.tz is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    in_range = values.between(pd.Timestamp.min, pd.Timestamp.max)
+    return values.where(in_range).astype("datetime64[ns]")
+
+
 def _datetime(column: pd.Series, date_format: str | None) -> tuple[pd.Series, Mask]:
     """Naive UTC datetimes (NaT where missing or unparseable), and where a value was given."""
     if is_datetime64_any_dtype(column):
-        values = column
-        given = _mask(column.notna())
-    else:
-        text = _text(column)
-        given = _mask(text.notna())
-        fmt = date_format or _guess_format(text)
-        values = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
-    if getattr(values.dt, "tz", None) is not None:
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values, given
+        return _naive_ns(column), _mask(column.notna())
+    text = _text(column)
+    fmt = date_format or _guess_format(text)
+
+    def parse(distinct: pd.Series) -> pd.Series:
+        # Aware values are converted to UTC, naive ones are taken as UTC.
+        return _naive_ns(pd.to_datetime(distinct, format=fmt, errors="coerce", utc=True))
+
+    return _per_distinct(text, parse), _mask(text.notna())
 
 
 def _empty_text(index: pd.Index) -> pd.Series:
@@ -284,7 +313,7 @@ def _trait(column: pd.Series) -> pd.Series:
     given = text.notna()
     if not given.any() or bool((numbers.notna() != given).any()):
         return text
-    if bool(given.all()) and bool((numbers % 1 == 0).all()):
+    if bool(given.all()) and _all_whole(numbers):
         return numbers.astype("int64")
     return numbers
 
@@ -326,7 +355,7 @@ def _customers(table: _Table) -> tuple[pd.DataFrame, _Verdict]:
         signup_at, given = _datetime(table.column("signup_at"), table.spec.date_format)
         verdict.flag(given & _mask(signup_at.isna()), "bad_date")
     else:
-        signup_at = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us]")
+        signup_at = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     if table.has("timezone"):
         timezone = _text(table.column("timezone")).fillna("UTC")
         verdict.flag(~_mask(timezone.isin(available_timezones())), "bad_timezone")
@@ -414,7 +443,8 @@ def _transactions(table: _Table, known_customers: pd.Series | None) -> _Lines:
     quantity_values = quantity.to_numpy(dtype="float64")
     price_values = price.to_numpy(dtype="float64")
     # Quantities are whole items; a fraction is as unusable as text.
-    whole = np.isfinite(quantity_values) & (np.mod(quantity_values, 1) == 0)
+    finite_quantity = np.isfinite(quantity_values)
+    whole = finite_quantity & (np.mod(np.where(finite_quantity, quantity_values, 0), 1) == 0)
     verdict.flag(~whole | ~np.isfinite(price_values), "bad_number")
     verdict.flag(price_values <= 0, "non_positive_price")
     verdict.flag(quantity_values <= 0, "non_positive_quantity")

@@ -1,0 +1,180 @@
+"""The ``campaign`` command end to end on a small demo workspace (CliRunner, real store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+
+AT = "2026-11-23T12:00"
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def demo_workspace(tmp_path: Path) -> Path:
+    """A workspace made by ``campaign init``, shrunk to 400 customers with a fixed history end."""
+    result = invoke("init", str(tmp_path / "ws"))
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "ws" / "config.toml"
+    text = config.read_text()
+    text = text.replace("customers = 5000", "customers = 400\nend = 2026-11-20T00:00:00")
+    config.write_text(text)
+    return config
+
+
+def test_init_writes_a_workspace_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    result = invoke("init", str(tmp_path / "ws"))
+    assert result.exit_code == 0
+    assert f"created {tmp_path / 'ws' / 'config.toml'}" in result.output
+    assert (tmp_path / "ws" / "templates" / "winback.txt.j2").exists()
+    assert (tmp_path / "ws" / "templates" / "layout.html.j2").exists()
+    again = invoke("init", str(tmp_path / "ws"))
+    assert again.exit_code == 1
+    assert again.output == (
+        f"Error: {tmp_path / 'ws' / 'config.toml'} already exists; choose an empty folder\n"
+    )
+
+
+def test_run_exports_each_message_once(demo_workspace: Path) -> None:
+    first = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert first.exit_code == 0, first.output
+    lines = first.output.splitlines()
+    assert lines[0] == "Run 1 at 2026-11-23 12:00 UTC"
+    assert lines[1] == "Loaded the data source into the store (first use)."
+    assert lines[2] == "Segmentation model v1 (fitted now)."
+    assert "│ winback    │ 4 Lapsed" in first.output
+    assert lines[-1] == "Queued 400 new messages; sent 400."
+
+    out = demo_workspace.parent / "out"
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*"))
+    assert files == [
+        "newsletter/20261123T1200-run1.csv",
+        "vip-thanks/20261123T1200-run1.jsonl",
+        "winback/20261123T1200-run1.csv",
+    ]
+    exported = pd.concat(
+        [
+            pd.read_csv(out / "newsletter/20261123T1200-run1.csv", dtype=str),
+            pd.read_csv(out / "winback/20261123T1200-run1.csv", dtype=str),
+        ]
+    )
+    jsonl = (out / "vip-thanks/20261123T1200-run1.jsonl").read_text().splitlines()
+    vip = [json.loads(line) for line in jsonl]
+    customers = exported["customer_id"].tolist() + [m["customer_id"] for m in vip]
+    assert len(customers) == len(set(customers)) == 400  # one message per customer per run
+    assert all(m["subject"].endswith(", early access is yours") for m in vip)
+    assert (
+        exported["idempotency_key"]
+        .str.match(r"^(newsletter|winback):C\d{6}:2026-11-\d\dT\d\d:00Z$")
+        .all()
+    )
+
+    second = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert second.exit_code == 0, second.output
+    assert second.output.splitlines()[0] == "Run 2 at 2026-11-23 12:00 UTC"
+    assert "- winback: window already planned (window 2026-11-23T10:00Z)" in second.output
+    assert second.output.splitlines()[-1] == "Nothing new to send."
+    assert sorted(p.name for p in out.rglob("*.*")) == sorted(Path(f).name for f in files)
+
+
+def test_dry_run_shows_what_the_run_then_does(demo_workspace: Path) -> None:
+    dry = invoke("run", "-c", str(demo_workspace), "--at", AT, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines()[0] == "Dry run at 2026-11-23 12:00 UTC"
+    assert dry.output.splitlines()[-1] == "Would queue 400 new messages."
+    assert not (demo_workspace.parent / "out").exists()
+    real = invoke("run", "-c", str(demo_workspace), "--at", AT)
+
+    # The same campaigns, segments, audiences and message counts, row for row.
+    def table(output: str) -> list[list[str]]:
+        rows = [line.split("│")[1:5] for line in output.splitlines() if line.startswith("│")]
+        return [[cell.strip() for cell in row] for row in rows]
+
+    assert table(dry.output) == table(real.output)
+
+
+def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
+    result = invoke("run", "-c", str(demo_workspace), "--at", AT, "--campaign", "winback")
+    assert result.exit_code == 0, result.output
+    assert "newsletter" not in result.output
+    unknown = invoke("run", "-c", str(demo_workspace), "--at", AT, "--campaign", "nope")
+    assert unknown.exit_code == 1
+    assert unknown.output == (
+        "Error: no campaign called 'nope'; campaigns in the config: newsletter, vip-thanks, "
+        "winback\n"
+    )
+
+
+def test_check_and_status(demo_workspace: Path) -> None:
+    check = invoke("check", "-c", str(demo_workspace))
+    assert check.exit_code == 0, check.output
+    assert check.output == f"{demo_workspace}: OK (3 campaigns, 3 templates, 2 channels)\n"
+    invoke("run", "-c", str(demo_workspace), "--at", AT)
+    status = invoke("status", "-c", str(demo_workspace), "--at", AT)
+    assert status.exit_code == 0, status.output
+    assert "Customers: 400" in status.output
+    assert "Outbox: sent 400" in status.output
+    assert "│ winback    │ 2026-11-24 10:00 │" in status.output
+
+
+def test_check_reports_a_template_typo_with_line(demo_workspace: Path) -> None:
+    template = demo_workspace.parent / "templates" / "winback.txt.j2"
+    template.write_text("Hello\n{{ customer.frist_name }}\n")
+    result = invoke("check", "-c", str(demo_workspace))
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: campaigns.winback.template: winback.txt.j2:2: 'dict object' has no attribute "
+        "'frist_name'\n"
+    )
+
+
+def test_bad_config_is_one_line(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    line = text.splitlines().index("k = 4") + 1
+    demo_workspace.write_text(text.replace("k = 4", "k = 1"))
+    result = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {demo_workspace}:{line}: segmentation.k: must be greater than or equal to 2, "
+        "got 1\n"
+    )
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = invoke("run", "-c", str(tmp_path / "config.toml"))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {tmp_path / 'config.toml'}: config file not found; create one with "
+        "'campaign init DIR'\n"
+    )
+
+
+def test_a_malformed_csv_source_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_text("when,who,paid\n2024-01-01,a,3\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[source]\ntype = "files"\n[source.transactions]\npath = "sales.csv"\n'
+        '[source.transactions.columns]\ncustomer_id = "Customer ID"\ninvoiced_at = "when"\n'
+        'amount = "paid"\n[channels.export]\ntype = "file"\n'
+    )
+    result = invoke("run", "-c", str(config), "--at", AT)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: transactions file {tmp_path / 'sales.csv'} has no column 'Customer ID' (mapped by "
+        "customer_id = 'Customer ID' under [source.transactions.columns]); its columns are: "
+        "'when', 'who', 'paid'\n"
+    )
+
+
+def test_a_bad_at_time(demo_workspace: Path) -> None:
+    result = invoke("run", "-c", str(demo_workspace), "--at", "yesterday")
+    assert result.exit_code == 2
+    assert "'yesterday' is not a time; use ISO format such as 2026-11-23T09:00" in result.output
