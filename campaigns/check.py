@@ -12,7 +12,9 @@ from campaigns.compose import unsubscribe_url
 from campaigns.config.schema import Config
 from campaigns.errors import TemplateCheckError
 from segmentation import RFM_COLUMNS
+from store.engine import opened_store
 from store.frames import CUSTOMER_COLUMNS
+from store.shop import trait_columns
 from templates import CONTEXT_NAMES, MessageTemplate, build_context, make_environment
 
 
@@ -35,16 +37,19 @@ def sample_customer(trait_columns: list[str]) -> dict[str, Any]:
     return sample
 
 
-def check_workspace(config: Config, trait_columns: list[str]) -> CheckReport:
+def check_workspace(config: Config) -> CheckReport:
     """Compile every campaign's template and subject, and render each against a sample customer.
 
-    A template that reads a variable or attribute the context lacks fails here, with template
-    name and line, instead of at send time.
+    The sample has the traits of the customers in the store (none before the first load). A
+    template that reads a variable or attribute the context lacks fails here, with template name
+    and line, instead of at send time.
     """
+    with opened_store(config.store.url, config.root) as engine:
+        traits = trait_columns(engine)
     report = CheckReport()
     folder = config.path(config.templates)
     env = make_environment(folder)
-    customer = sample_customer(trait_columns)
+    customer = sample_customer(traits)
     segment = {"id": 1, "name": "Sample segment", "profile": {}}
     for name, campaign in config.campaigns.items():
         report.campaigns.append(name)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from campaigns.config.schema import Config, DemoSource
-from store.engine import get_meta, set_meta
+from campaigns.progress import Progress, quiet
+from store.engine import get_meta, opened_store, set_meta
 from store.frames import ShopData
 from store.shop import count_customers, load_shop, save_shop
 from store.sources.demo import generate_demo_shop
@@ -23,25 +24,48 @@ def read_source(config: Config, today: datetime) -> ShopData:
     return load_files(source, config.root)
 
 
-def load_data(engine: Engine, config: Config, today: datetime) -> ShopData:
+def load_data(
+    engine: Engine, config: Config, today: datetime, progress: Progress | None = None
+) -> ShopData:
     """Replace the store's customers, products and transactions with a fresh read of the source."""
+    report = progress or quiet
+    report("Reading source", 0, None)
     shop = read_source(config, today)
+    report("Saving to store", 0, None)
     save_shop(engine, shop)
     set_meta(engine, "loaded_at", today.isoformat())
     return shop
 
 
-def ensure_data(engine: Engine, config: Config) -> tuple[ShopData, bool]:
+def ensure_data(
+    engine: Engine, config: Config, progress: Progress | None = None
+) -> tuple[ShopData, bool]:
     """The shop in the store, loading it from the source first when the store is empty.
 
     :return: the data, and whether it was loaded just now
     """
     if count_customers(engine) > 0:
+        (progress or quiet)("Reading store", 0, None)
         return load_shop(engine), False
     today = datetime.now(UTC).replace(tzinfo=None)
-    return load_data(engine, config, today), True
+    return load_data(engine, config, today, progress), True
 
 
 def loaded_at(engine: Engine) -> str | None:
     """When the store was last filled from its source."""
     return get_meta(engine, "loaded_at")
+
+
+def reload_source(config: Config, now: datetime) -> ShopData:
+    """``campaign load``: re-read the configured source into the store."""
+    with opened_store(config.store.url, config.root) as engine:
+        return load_data(engine, config, now)
+
+
+def replace_with_demo(config: Config, customers: int, seed: int, end: datetime) -> ShopData:
+    """``campaign demo``: fill the store with a demo shop of the given size."""
+    shop = generate_demo_shop(customers, seed, end)
+    with opened_store(config.store.url, config.root) as engine:
+        save_shop(engine, shop)
+        set_meta(engine, "loaded_at", end.isoformat())
+    return shop

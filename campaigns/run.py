@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,15 +21,13 @@ from campaigns.config.schema import Config
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import drain
 from campaigns.planner import DUE, CampaignPlan, plan_campaigns
+from campaigns.progress import Progress, quiet
 from campaigns.segments import FittedSegments, ensure_model, record_membership
 from segmentation import rfm_features
 from store import outbox
-from store.engine import open_store
+from store.engine import opened_store
 from store.tables import CampaignRun, CampaignWindow, Suppression
 from templates import make_environment
-
-#: Called as ``progress(stage, advance, total)``; the CLI draws bars from it.
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -65,10 +62,6 @@ class RunResult:
     exited: int = 0
 
 
-def _quiet(_stage: str, _advance: int, _total: int | None) -> None:
-    return None
-
-
 def config_hash(config: Config) -> str:
     """A short fingerprint of the config, stored with each run."""
     payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
@@ -83,18 +76,28 @@ def run_campaigns(
     progress: Progress | None = None,
 ) -> RunResult:
     """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now)."""
-    report = progress or _quiet
+    report = progress or quiet
     at = at or datetime.now(UTC).replace(tzinfo=None)
     if only is not None and only not in config.campaigns:
         from campaigns.errors import ConfigError
 
         known = ", ".join(sorted(config.campaigns)) or "none"
         raise ConfigError(f"no campaign called {only!r}; campaigns in the config: {known}")
-    engine = open_store(config.store.url, config.root)
+    with opened_store(config.store.url, config.root) as engine:
+        return _run(engine, config, at, dry_run, only, report)
+
+
+def _run(
+    engine: Engine,
+    config: Config,
+    at: datetime,
+    dry_run: bool,
+    only: str | None,
+    report: Progress,
+) -> RunResult:
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
 
-    report("Loading data", 0, None)
-    shop, result.loaded = ensure_data(engine, config)
+    shop, result.loaded = ensure_data(engine, config, report)
     report("Building features", 0, None)
     features = rfm_features(shop.transactions, shop.customers, at)
     report("Segmenting", 0, None)
@@ -155,21 +158,13 @@ def _compose_and_enqueue(
 ) -> None:
     env = make_environment(config.path(config.templates))
     segments = model.for_templates()
-    names = model.names
-    total = sum(len(p.selected) for p in plans if p.status == DUE)
+    due = [p for p in plans if p.status == DUE]
+    total = sum(len(p.selected) for p in due)
     report("Rendering", 0, total)
-    for plan in plans:
-        channel = plan.config.channel
-        if plan.status != DUE:
-            note = f"{plan.name}: {plan.status}"
-            if plan.window is not None:
-                note += f" (window {plan.window.key})"
-            result.notes.append(note)
-            result.rows.extend(_rows(plan, names, None, plan.status, channel))
-            continue
+    rendered: dict[str, pd.DataFrame] = {}
+    for plan in due:
         assert plan.window is not None
-        skip = outbox.existing_keys(engine, plan.name, plan.window.key)
-        messages = compose(
+        rendered[plan.name] = compose(
             plan,
             customers,
             segments,
@@ -177,22 +172,33 @@ def _compose_and_enqueue(
             at,
             run_id,
             config.settings.unsubscribe_base_url,
-            skip,
+            outbox.existing_keys(engine, plan.name, plan.window.key),
             on_progress=lambda n: report("Rendering", n, total),
         )
+    report("Writing outbox", 0, None)
+    for plan in due:
+        assert plan.window is not None
+        messages = rendered[plan.name]
         if result.dry_run:
             new = len(messages)
         else:
             new = outbox.enqueue(engine, messages)
             _record_window(engine, plan.name, plan.window.key, run_id, new)
         result.new_messages += new
-        counts = _sizes(messages["segment_id"])
-        result.rows.extend(
-            _rows(plan, names, counts, "dry run" if result.dry_run else "queued", channel)
-        )
-        for reason, count in sorted(plan.left_out.items()):
-            if count:
-                result.notes.append(f"{plan.name}: {count:,} left out ({reason})")
+    status = "dry run" if result.dry_run else "queued"
+    for plan in plans:
+        if plan.name in rendered:
+            counts = _sizes(rendered[plan.name]["segment_id"])
+            result.rows.extend(_rows(plan, model.names, counts, status, plan.config.channel))
+            result.notes.extend(
+                f"{plan.name}: {count:,} left out ({reason})"
+                for reason, count in sorted(plan.left_out.items())
+                if count
+            )
+        else:
+            window = f" (window {plan.window.key})" if plan.window is not None else ""
+            result.notes.append(f"{plan.name}: {plan.status}{window}")
+            result.rows.extend(_rows(plan, model.names, None, plan.status, plan.config.channel))
 
 
 def _rows(

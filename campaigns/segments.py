@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 from campaigns.config.schema import SegmentationConfig
-from segmentation import Segmenter
+from campaigns.errors import ConfigError
+from segmentation import Segmenter, SegmentProfile, profiles_with_names
 from store.bulk import delete_all, insert_frame, read_frame
 from store.tables import SegmentModel
 
@@ -69,6 +70,7 @@ def ensure_model(
         return FittedSegments(stored.version, estimator, _named(stored.profiles, config), False)
     estimator = Segmenter(k=config.k, features=tuple(config.features), random_state=config.seed)
     estimator.fit(features)
+    _drop_training_labels(estimator)
     profiles = [_profile_dict(p) for p in estimator.profiles_]
     version = (stored.version or 0) + 1 if stored is not None else 1
     if persist:
@@ -89,13 +91,26 @@ def ensure_model(
     return FittedSegments(version, estimator, _named(profiles, config), True)
 
 
+def _drop_training_labels(estimator: Segmenter) -> None:
+    """Forget the per-row training labels: they are not needed to assign customers, and at a
+    million customers they are most of the pickled model's size."""
+    for owner in (estimator, estimator.pipeline_[-1]):
+        if hasattr(owner, "labels_"):
+            del owner.labels_
+
+
 def _profile_dict(profile: Any) -> dict[str, Any]:
     data: dict[str, Any] = dataclasses.asdict(profile)
     return data
 
 
 def _named(profiles: list[dict[str, Any]], config: SegmentationConfig) -> list[dict[str, Any]]:
-    return [{**p, "name": config.names.get(int(p["segment_id"]), p["name"])} for p in profiles]
+    """Apply the business names from config; unknown ids and duplicate names are config errors."""
+    try:
+        named = profiles_with_names([SegmentProfile(**p) for p in profiles], config.names)
+    except ValueError as exc:
+        raise ConfigError(f"segmentation.{exc}") from None
+    return [_profile_dict(p) for p in named]
 
 
 def record_membership(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from campaigns.config.schema import Config
 from campaigns.segments import latest_model
 from campaigns.triggers import next_fire
 from store import outbox
-from store.engine import open_store
+from store.engine import opened_store
 from store.shop import count_customers
 from store.tables import CampaignRun
 
@@ -31,7 +32,11 @@ class Status:
 
 def workspace_status(config: Config, now: datetime, last_runs: int = 5) -> Status:
     """Read the store's state and the next fire time of every enabled campaign."""
-    engine = open_store(config.store.url, config.root)
+    with opened_store(config.store.url, config.root) as engine:
+        return _status(engine, config, now, last_runs)
+
+
+def _status(engine: Engine, config: Config, now: datetime, last_runs: int) -> Status:
     model = latest_model(engine)
     with Session(engine) as session:
         runs = list(

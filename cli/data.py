@@ -8,13 +8,10 @@ from pathlib import Path
 import click
 
 from campaigns.config import load_config
-from campaigns.data import load_data
+from campaigns.data import reload_source, replace_with_demo
 from cli.errors import handles_errors
 from cli.options import config_option
 from cli.output import console
-from store.engine import open_store
-from store.shop import save_shop
-from store.sources.demo import generate_demo_shop
 
 
 @click.command("load")
@@ -26,8 +23,7 @@ def load_command(config_path: Path) -> None:
     Example: campaign load -c config.toml
     """
     config = load_config(config_path)
-    engine = open_store(config.store.url, config.root)
-    shop = load_data(engine, config, datetime.now(UTC).replace(tzinfo=None))
+    shop = reload_source(config, datetime.now(UTC).replace(tzinfo=None))
     out = console()
     out.print(
         f"Loaded {len(shop.customers):,} customers, {len(shop.products):,} products, "
@@ -35,7 +31,7 @@ def load_command(config_path: Path) -> None:
     )
     if shop.quarantined:
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(shop.quarantined.items()))
-        out.print(f"Quarantined rows: {reasons} (see {config.path(Path('quarantine'))})")
+        out.print(f"Quarantined rows: {reasons}")
 
 
 @click.command("demo")
@@ -49,10 +45,8 @@ def demo_command(config_path: Path, customers: int, seed: int) -> None:
     Example: campaign demo --customers 100000 --seed 7
     """
     config = load_config(config_path)
-    engine = open_store(config.store.url, config.root)
     end = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    shop = generate_demo_shop(customers, seed, end)
-    save_shop(engine, shop)
+    shop = replace_with_demo(config, customers, seed, end)
     console().print(
         f"Generated the demo shop: {len(shop.customers):,} customers, "
         f"{len(shop.products):,} products, {len(shop.transactions):,} transaction lines "

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from campaigns.run import Progress as ProgressCallback
+from campaigns.progress import Progress as ProgressCallback
 
 
 def console() -> Console:

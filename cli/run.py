@@ -34,6 +34,17 @@ def run_command(config_path: Path, at: datetime | None, dry_run: bool, only: str
     print_result(out, result)
 
 
+def _relative(destinations: str) -> str:
+    """Destinations under the current folder, shown relative to it."""
+    shown = []
+    for destination in filter(None, destinations.split(", ")):
+        path = Path(destination)
+        shown.append(
+            str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else destination
+        )
+    return ", ".join(shown)
+
+
 def print_result(out: Console, result: RunResult) -> None:
     """The run summary: a table per campaign and segment, notes, and the totals."""
     title = "Dry run" if result.dry_run else f"Run {result.run_id}"
@@ -61,7 +72,7 @@ def print_result(out: Console, result: RunResult) -> None:
             f"{row.messages:,}",
             row.status,
             row.channel,
-            row.destination,
+            _relative(row.destination),
         )
     out.print(table)
     for note in result.notes:

@@ -15,8 +15,6 @@ from campaigns.workspace import init_workspace
 from cli.errors import handles_errors
 from cli.options import at_option, config_option
 from cli.output import console
-from store.engine import open_store
-from store.shop import trait_columns
 
 
 @click.command("init")
@@ -43,8 +41,7 @@ def check_command(config_path: Path) -> None:
     Example: campaign check -c config.toml
     """
     config = load_config(config_path)
-    engine = open_store(config.store.url, config.root)
-    report = check_workspace(config, trait_columns(engine))
+    report = check_workspace(config)
     out = console()
     for warning in report.warnings:
         out.print(f"warning: {warning}")

@@ -48,7 +48,10 @@ def _datetime_strings(column: pd.Series) -> pd.Series:
     values = pd.to_datetime(column)
     if values.dt.tz is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    out = values.dt.strftime(_SQLITE_DATETIME).astype(object)
+    # numpy formats a million datetimes ~10x faster than strftime; the result is SQLAlchemy's
+    # SQLite storage format ("2026-11-23 09:00:00.000000").
+    text = np.datetime_as_string(values.to_numpy(dtype="datetime64[us]"), unit="us")
+    out = pd.Series(text, index=column.index).str.replace("T", " ", regex=False).astype(object)
     out[values.isna()] = None
     return out
 
@@ -78,8 +81,8 @@ def prepare_frame(frame: pd.DataFrame, json_columns: Sequence[str] = ()) -> pd.D
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
-    for row in frame.itertuples(index=False, name=None):
-        yield tuple(_clean(v) for v in row)
+    # prepare_frame has already made every value a plain Python object or None.
+    yield from frame.itertuples(index=False, name=None)
 
 
 def _chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:

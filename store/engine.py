@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,16 @@ def open_store(url: str, root: Path | None = None) -> Engine:
             session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
             session.commit()
     return engine
+
+
+@contextmanager
+def opened_store(url: str, root: Path | None = None) -> Iterator[Engine]:
+    """:func:`open_store` for a ``with`` block: the engine's connections close at its end."""
+    engine = open_store(url, root)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def check_version(engine: Engine) -> None:

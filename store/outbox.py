@@ -114,20 +114,27 @@ def claim(
 
 
 def mark_sent(engine: Engine, ids: list[int], destinations: list[str | None], at: datetime) -> None:
-    """Mark messages sent, with where they went."""
-    if not ids:
-        return
+    """Mark messages sent, with where they went (one UPDATE per destination and id chunk)."""
+    by_destination: dict[str | None, list[int]] = {}
+    for message_id, destination in zip(ids, destinations, strict=True):
+        by_destination.setdefault(destination, []).append(message_id)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE message SET status = 'sent', sent_at = :at, destination = :dest, "
-                "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = :id"
-            ),
-            [
-                {"id": i, "dest": d, "at": time_param(at)}
-                for i, d in zip(ids, destinations, strict=True)
-            ],
-        )
+        for destination, group in by_destination.items():
+            for start in range(0, len(group), _ID_CHUNK):
+                chunk = group[start : start + _ID_CHUNK]
+                marks = ", ".join(str(int(i)) for i in chunk)
+                connection.execute(
+                    text(
+                        "UPDATE message SET status = 'sent', sent_at = :at, destination = :dest, "
+                        "claimed_by = NULL, claimed_until = NULL, last_error = NULL "
+                        f"WHERE id IN ({marks})"
+                    ),
+                    {"dest": destination, "at": time_param(at)},
+                )
+
+
+#: Ids per ``WHERE id IN (...)``; they are integers we read from the store, inlined safely.
+_ID_CHUNK = 5_000
 
 
 def mark_failed(engine: Engine, ids: list[int], errors: list[str]) -> None:

@@ -54,12 +54,12 @@ class Transaction(SQLModel, table=True):
 
     __tablename__ = "transaction_line"
     id: int | None = Field(default=None, primary_key=True)
-    invoice: str = Field(index=True)
+    invoice: str
     customer_id: str = Field(index=True)
     product_id: str
     quantity: int
     unit_price: float
-    invoiced_at: datetime = Field(index=True, sa_type=DateTime)
+    invoiced_at: datetime = Field(sa_type=DateTime)
 
 
 class SegmentModel(SQLModel, table=True):

@@ -178,3 +178,19 @@ def test_a_bad_at_time(demo_workspace: Path) -> None:
     result = invoke("run", "-c", str(demo_workspace), "--at", "yesterday")
     assert result.exit_code == 2
     assert "'yesterday' is not a time; use ISO format such as 2026-11-23T09:00" in result.output
+
+
+def test_business_names_must_match_the_model(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    demo_workspace.write_text(text.replace('4 = "Lapsed"', '4 = "Lapsed"\n7 = "Ghosts"'))
+    result = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: segmentation.names: no segment 7; this model has segments 1 to 4\n"
+    )
+    demo_workspace.write_text(text.replace('4 = "Lapsed"', '4 = "VIP"'))
+    result = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert result.output == (
+        "Error: segmentation.names: segments 1 and 4 would both be called 'VIP'; give each "
+        "segment a different name\n"
+    )

@@ -7,6 +7,7 @@ run killed after writing but before marking sent exports those messages again).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def _write_atomic(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "csv":
         frame.to_csv(temporary, index=False)
     else:
-        frame.to_json(temporary, orient="records", lines=True, force_ascii=False)
+        # json.dumps rather than DataFrame.to_json, which escapes every "/" in URLs as "\/".
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     temporary.replace(path)

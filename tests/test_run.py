@@ -1,0 +1,101 @@
+"""A whole run through the library on each store backend."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from campaigns.config import load_config
+from campaigns.config.schema import Config
+from campaigns.run import run_campaigns
+from store import outbox
+from store.engine import open_store
+
+REPO = Path(__file__).resolve().parents[1]
+AT = datetime(2026, 11, 23, 12, 0)
+
+
+@pytest.fixture
+def config(tmp_path: Path, store_url: str) -> Config:
+    """The repository's demo config at 300 customers, on the backend under test."""
+    text = (REPO / "config.toml").read_text()
+    text = text.replace("customers = 5000", "customers = 300\nend = 2026-11-20T00:00:00")
+    text = text.replace('url = "sqlite:///.campaign/campaign.db"', f'url = "{store_url}"')
+    text = text.replace('templates = "templates"', f'templates = "{REPO / "templates"}"')
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def test_run_twice_sends_once(config: Config) -> None:
+    first = run_campaigns(config, at=AT)
+    assert first.loaded
+    assert first.model_fitted
+    assert first.new_messages == first.sent == 300
+    assert first.entered == 300
+    second = run_campaigns(config, at=AT)
+    assert not second.loaded
+    assert not second.model_fitted
+    assert second.new_messages == second.sent == 0
+    assert second.entered == second.exited == 0
+    engine = open_store(config.store.url, config.root)
+    assert outbox.counts_by_status(engine) == {"sent": 300}
+    engine.dispose()
+
+
+def test_next_window_sends_again_and_exports_jsonl(config: Config) -> None:
+    run_campaigns(config, at=AT)
+    # The next day: winback (daily) fires again; vip-thanks (Mondays) and newsletter do not.
+    later = run_campaigns(config, at=AT + timedelta(days=1))
+    campaigns = {row.campaign for row in later.rows if row.messages}
+    assert campaigns == {"winback"}
+    vip = sorted((config.root / "out" / "vip-thanks").glob("*.jsonl"))
+    assert len(vip) == 1
+    record = json.loads(vip[0].read_text().splitlines()[0])
+    assert record["idempotency_key"].startswith("vip-thanks:C")
+    assert "https://beanandleaf.example/unsubscribe?customer=" in record["body_text"]
+
+
+def test_dry_run_writes_nothing(config: Config) -> None:
+    dry = run_campaigns(config, at=AT, dry_run=True)
+    assert dry.run_id is None
+    assert dry.new_messages == 300
+    engine = open_store(config.store.url, config.root)
+    assert outbox.counts_by_status(engine) == {}
+    engine.dispose()
+    real = run_campaigns(config, at=AT)
+    assert [(r.campaign, r.segment, r.audience, r.messages) for r in dry.rows] == [
+        (r.campaign, r.segment, r.audience, r.messages) for r in real.rows
+    ]
+
+
+def test_queued_messages_of_an_interrupted_run_are_delivered_by_the_next(config: Config) -> None:
+    run_campaigns(config, at=AT)
+    engine = open_store(config.store.url, config.root)
+    # A run that died after writing its outbox but before delivering left these behind.
+    orphans = pd.DataFrame(
+        {
+            "idempotency_key": ["winback:C000001:2026-11-22T10:00Z"],
+            "run_id": 99,
+            "campaign": "winback",
+            "window": "2026-11-22T10:00Z",
+            "customer_id": "C000001",
+            "segment_id": 4,
+            "variant": None,
+            "channel": "export",
+            "recipient": "x@example.com",
+            "subject": "We miss you",
+            "body_text": "Hello",
+            "body_html": None,
+            "created_at": AT,
+        }
+    )
+    assert outbox.enqueue(engine, orphans) == 1
+    result = run_campaigns(config, at=AT + timedelta(minutes=5))
+    assert result.sent == 1
+    assert outbox.counts_by_status(engine) == {"sent": 301}
+    engine.dispose()
