@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-_CHUNK = 50_000
+_CHUNK = 100_000
 
 #: SQLAlchemy's SQLite DateTime storage format; the ORM reads these strings back.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -80,20 +80,10 @@ def prepare_frame(frame: pd.DataFrame, json_columns: Sequence[str] = ()) -> pd.D
     return out
 
 
-def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
-    # prepare_frame has already made every value a plain Python object or None.
-    yield from frame.itertuples(index=False, name=None)
-
-
-def _chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
-    chunk: list[tuple[Any, ...]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _chunks(frame: pd.DataFrame, size: int, json_columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+    """Prepared slices of ``frame``: memory stays bounded by the chunk, not the table."""
+    for start in range(0, len(frame), size):
+        yield prepare_frame(frame.iloc[start : start + size], json_columns)
 
 
 def insert_frame(
@@ -109,20 +99,21 @@ def insert_frame(
     """
     if frame.empty:
         return 0
-    prepared = prepare_frame(frame, json_columns)
-    columns = ", ".join(f'"{c}"' for c in prepared.columns)
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         if _copy_capable(engine):
             with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
-                for row in _rows(prepared):
-                    copy.write_row(row)
+                for chunk in _chunks(frame, chunk_size, json_columns):
+                    for row in chunk.itertuples(index=False, name=None):
+                        copy.write_row(row)
         else:
-            marks = ", ".join("?" for _ in prepared.columns)
+            marks = ", ".join("?" for _ in frame.columns)
             sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
-            for chunk in _chunks(_rows(prepared), chunk_size):
-                cursor.executemany(sql, chunk)
+            for chunk in _chunks(frame, chunk_size, json_columns):
+                # prepare_frame made every value a plain Python object or None.
+                cursor.executemany(sql, list(chunk.itertuples(index=False, name=None)))
         raw.commit()
     except BaseException:
         raw.rollback()
