@@ -6,16 +6,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from jinja2 import TemplateSyntaxError, meta
 
 from campaigns.compose import unsubscribe_url
+from campaigns.conditions import ConditionError
 from campaigns.config.schema import Config
-from campaigns.errors import TemplateCheckError
+from campaigns.errors import ConfigError, TemplateCheckError
+from campaigns.forecast import simulate
+from campaigns.inputs import gather_inputs
+from campaigns.run import prepare
 from segmentation import RFM_COLUMNS
 from store.engine import opened_store
 from store.frames import CUSTOMER_COLUMNS
-from store.shop import trait_columns
+from store.shop import count_customers, trait_columns
 from templates import CONTEXT_NAMES, MessageTemplate, build_context, make_environment
+from templates.context import plain
 
 
 @dataclass
@@ -27,43 +33,75 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def sample_customer(trait_columns: list[str]) -> dict[str, Any]:
-    """A customer with every column a template may read, for a trial render."""
+def sample_customer(columns: pd.DataFrame | list[str]) -> dict[str, Any]:
+    """A customer with every column a template may read, for a trial render.
+
+    Given the run's customer table, the sample has exactly its columns (traits, features,
+    segment) with a typical value per type; given names only, those plus the standard ones.
+    """
     sample: dict[str, Any] = dict.fromkeys(CUSTOMER_COLUMNS, "sample")
+    sample.update(dict.fromkeys(RFM_COLUMNS, 1.0))
+    if isinstance(columns, pd.DataFrame):
+        for name in columns.columns:
+            dtype = columns[name].dtype
+            if pd.api.types.is_datetime64_any_dtype(dtype):
+                sample[str(name)] = datetime(2025, 1, 1)
+            elif pd.api.types.is_numeric_dtype(dtype):
+                sample[str(name)] = 1.0
+            else:
+                sample[str(name)] = "sample"
+    else:
+        sample.update(dict.fromkeys(columns, 1))
     sample.update(customer_id="C0", email="sample@example.com", first_name="Sam")
     sample["signup_at"] = datetime(2025, 1, 1)
-    sample.update(dict.fromkeys(RFM_COLUMNS, 1.0))
-    sample.update(dict.fromkeys(trait_columns, 1))
+    sample.pop("segment_id", None)
     return sample
 
 
-def check_workspace(config: Config) -> CheckReport:
-    """Compile every campaign's template and subject, and render each against a sample customer.
+def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
+    """Check every campaign: its condition names real columns, its template and subject compile
+    and render against a sample customer, and (with data in the store) a forecast of the next
+    ``forecast_days`` days finds no overlapping campaigns or campaigns that never send.
 
-    The sample has the traits of the customers in the store (none before the first load). A
-    template that reads a variable or attribute the context lacks fails here, with template name
-    and line, instead of at send time.
+    A template that reads a variable or attribute the context lacks fails here, with template
+    name and line, instead of at send time.
     """
+    now = datetime.now(UTC).replace(tzinfo=None)
+    warnings: list[str] = []
     with opened_store(config.store.url, config.root) as engine:
-        traits = trait_columns(engine)
-    report = CheckReport()
+        if count_customers(engine) and forecast_days:
+            ready = prepare(engine, config, now, persist=False)
+            customer = sample_customer(ready.customers)
+            columns = list(ready.customers.columns)
+            inputs = gather_inputs(engine, config, ready.customers, ready.shop, now)
+            warnings = simulate(config, ready, inputs, now, forecast_days).warnings()
+        else:
+            traits = trait_columns(engine)
+            customer = sample_customer(traits)
+            columns = [*customer, "segment", "segment_id"]
+    report = CheckReport(warnings=warnings)
     folder = config.path(config.templates)
     env = make_environment(folder)
-    customer = sample_customer(traits)
     segment = {"id": 1, "name": "Sample segment", "profile": {}}
     for name, campaign in config.campaigns.items():
         report.campaigns.append(name)
         where = f"campaigns.{name}"
+        condition = campaign.condition()
+        if condition is not None:
+            try:
+                condition.check_names(columns)
+            except ConditionError as exc:
+                raise ConfigError(f"{where}.where: {exc}") from None
         try:
             template = MessageTemplate.load(env, campaign.template, campaign.subject)
             for part in ("txt", "html"):
                 _check_names(env, f"{campaign.template}.{part}.j2", folder, required=part == "txt")
             template.render(
                 build_context(
-                    customer=customer,
+                    customer={k: plain(v) for k, v in customer.items()},
                     segment=segment,
                     campaign={"name": name, "description": campaign.description},
-                    now=datetime.now(UTC).replace(tzinfo=None),
+                    now=now,
                     unsubscribe_url=unsubscribe_url(
                         config.settings.unsubscribe_base_url, "C0", name
                     ),

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.keys import idempotency_key
 from campaigns.planner import CampaignPlan
 from templates import MessageTemplate, build_context
 
@@ -33,11 +34,6 @@ OUTBOX_COLUMNS = (
     "created_at",
     "next_attempt_at",
 )
-
-
-def idempotency_key(campaign: str, customer_id: str, window: str) -> str:
-    """The key that makes a message unique: campaign, customer and trigger window."""
-    return f"{campaign}:{customer_id}:{window}"
 
 
 def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:

@@ -45,6 +45,7 @@ def gather_inputs(
         previous_segments=previous.set_index("customer_id")["segment_id"].astype("int64"),
         events=shop.events,
         history=history,
+        already_sent=lambda campaign, windows: outbox.existing_keys(engine, campaign, windows),
     )
 
 

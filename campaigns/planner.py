@@ -8,7 +8,7 @@ the same plan. Conditions, audiences, caps and arbitration are vectorised over t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Collection, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from campaigns.config.rules import (
 )
 from campaigns.config.schema import CampaignConfig, Config
 from campaigns.errors import UnknownSegment
+from campaigns.keys import idempotency_key
 from campaigns.triggers import last_fire
 
 # Why a campaign does nothing in a run.
@@ -37,6 +38,7 @@ DISABLED = "disabled"
 NO_TRIGGER = "nobody triggered it"
 
 # Why a customer in an audience gets no message.
+ALREADY_SENT = "already sent for this occasion"
 SUPPRESSED = "suppressed"
 LOWER_PRIORITY = "lower priority"
 CAMPAIGN_CAP = "campaign cap"
@@ -57,6 +59,8 @@ class PlanInputs:
     :param previous_segments: each customer's segment before this run (empty on a first run)
     :param events: the events feed: ``customer_id``, ``event``, ``occurred_at``
     :param history: messages already planned: ``customer_id``, ``campaign``, ``created_at``
+    :param already_sent: given a campaign and trigger windows, the idempotency keys the outbox
+        already holds for them (per-customer triggers fire once per occasion)
     """
 
     customers: pd.DataFrame
@@ -70,6 +74,7 @@ class PlanInputs:
     history: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["customer_id", "campaign", "created_at"])
     )
+    already_sent: Callable[[str, Collection[str]], set[str]] = lambda _campaign, _windows: set()
 
 
 @dataclass(frozen=True)
@@ -175,13 +180,23 @@ def _audience(
     if condition is not None:
         mask &= condition.evaluate(customers, inputs.at).to_numpy()
     audience = customers.loc[mask, ["customer_id", "segment_id"]].assign(window=windows[mask])
+    left_out: dict[str, int] = {}
+    if not audience.empty and window is None:
+        # A per-customer occasion (an entry, an inactive spell, an event) is messaged once.
+        keys = [
+            idempotency_key(name, str(c), str(w))
+            for c, w in zip(audience["customer_id"], audience["window"], strict=True)
+        ]
+        sent = inputs.already_sent(name, audience["window"].unique().tolist())
+        fresh = np.array([k not in sent for k in keys], dtype=bool)
+        if not fresh.all():
+            left_out[ALREADY_SENT] = int((~fresh).sum())
+            audience = audience.loc[fresh]
     per_customer = not isinstance(trigger, ScheduleTrigger | OnceTrigger)
     if status == DUE and audience.empty and per_customer:
         status = NO_TRIGGER
-    empty = audience.iloc[0:0]
-    return CampaignPlan(
-        name, campaign, status, window, audience, audience if status == DUE else empty
-    )
+    selected = audience if status == DUE else audience.iloc[0:0]
+    return CampaignPlan(name, campaign, status, window, audience, selected, left_out)
 
 
 def _occasions(
@@ -255,7 +270,7 @@ def _arbitrate(plans: list[CampaignPlan], config: Config, inputs: PlanInputs) ->
     arbitrated: dict[str, CampaignPlan] = {}
     for plan in due:
         rows = position.reindex(plan.audience["customer_id"]).to_numpy()
-        left_out: Counter[str] = Counter()
+        left_out: Counter[str] = Counter(plan.left_out)
         keep = ~suppressed[rows]
         left_out[SUPPRESSED] = int((~keep).sum())
         for cap in plan.config.caps:

@@ -25,7 +25,7 @@ def demo_workspace(tmp_path: Path) -> Path:
     assert result.exit_code == 0, result.output
     config = tmp_path / "ws" / "config.toml"
     text = config.read_text()
-    text = text.replace("customers = 5000", "customers = 400\nend = 2026-11-20T00:00:00")
+    text = text.replace("customers = 5000", "customers = 400\nend = 2026-11-23T00:00:00")
     config.write_text(text)
     return config
 
@@ -50,39 +50,41 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     assert lines[0] == "Run 1 at 2026-11-23 12:00 UTC"
     assert lines[1] == "Loaded the data source into the store (first use)."
     assert lines[2] == "Segmentation model v1 (fitted now)."
-    assert "│ winback    │ 4 Lapsed" in first.output
+    assert "│ vip-thanks    │ 1 VIP" in first.output
+    # Everyone has an email address, so the newsletter (lowest priority) reaches whoever no
+    # other campaign took: one message per customer.
     assert lines[-1] == "Queued 400 new messages; sent 400."
 
     out = demo_workspace.parent / "out"
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*"))
-    assert files == [
-        "newsletter/20261123T1200-run1.csv",
-        "vip-thanks/20261123T1200-run1.jsonl",
-        "winback/20261123T1200-run1.csv",
-    ]
-    exported = pd.concat(
+    exports = sorted(out.rglob("*-run1.csv")) + sorted(out.rglob("*-run1.jsonl"))
+    assert {p.parent.name for p in exports} == {
+        "cart-reminder",
+        "newsletter",
+        "vip-thanks",
+        "winback",
+    }
+    assert all(p.with_name(p.stem + ".manifest.json").exists() for p in exports)
+    messages = pd.concat(
         [
-            pd.read_csv(out / "newsletter/20261123T1200-run1.csv", dtype=str),
-            pd.read_csv(out / "winback/20261123T1200-run1.csv", dtype=str),
+            pd.read_csv(p, dtype=str)
+            if p.suffix == ".csv"
+            else pd.read_json(p, lines=True, dtype=str)
+            for p in exports
         ]
     )
-    jsonl = (out / "vip-thanks/20261123T1200-run1.jsonl").read_text().splitlines()
-    vip = [json.loads(line) for line in jsonl]
-    customers = exported["customer_id"].tolist() + [m["customer_id"] for m in vip]
-    assert len(customers) == len(set(customers)) == 400  # one message per customer per run
-    assert all(m["subject"].endswith(", early access is yours") for m in vip)
-    assert (
-        exported["idempotency_key"]
-        .str.match(r"^(newsletter|winback):C\d{6}:2026-11-\d\dT\d\d:00Z$")
-        .all()
-    )
+    assert len(messages) == messages["customer_id"].nunique() == 400
+    vip = messages[messages["campaign"] == "vip-thanks"]
+    assert vip["subject"].str.endswith(", early access is yours").all()
+    keys = messages.set_index("campaign")["idempotency_key"]
+    assert keys["newsletter"].str.match(r"^newsletter:C\d{6}:2026-11-19T08:00Z$").all()
+    assert keys["winback"].str.match(r"^winback:C\d{6}:inactive-since-20\d\d-\d\d-\d\d$").all()
 
     second = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert second.exit_code == 0, second.output
     assert second.output.splitlines()[0] == "Run 2 at 2026-11-23 12:00 UTC"
-    assert "- winback: window already planned (window 2026-11-23T10:00Z)" in second.output
+    assert "- newsletter: window already planned (window 2026-11-19T08:00Z)" in second.output
     assert second.output.splitlines()[-1] == "Nothing new to send."
-    assert sorted(p.name for p in out.rglob("*.*")) == sorted(Path(f).name for f in files)
+    assert sorted(out.rglob("*-run2.*")) == []
 
 
 def test_dry_run_shows_what_the_run_then_does(demo_workspace: Path) -> None:
@@ -108,21 +110,22 @@ def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
     unknown = invoke("run", "-c", str(demo_workspace), "--at", AT, "--campaign", "nope")
     assert unknown.exit_code == 1
     assert unknown.output == (
-        "Error: no campaign called 'nope'; campaigns in the config: newsletter, vip-thanks, "
-        "winback\n"
+        "Error: no campaign called 'nope'; campaigns in the config: cart-reminder, newsletter, "
+        "vip-thanks, winback\n"
     )
 
 
 def test_check_and_status(demo_workspace: Path) -> None:
     check = invoke("check", "-c", str(demo_workspace))
     assert check.exit_code == 0, check.output
-    assert check.output == f"{demo_workspace}: OK (3 campaigns, 3 templates, 2 channels)\n"
+    assert check.output == f"{demo_workspace}: OK (4 campaigns, 4 templates, 2 channels)\n"
     invoke("run", "-c", str(demo_workspace), "--at", AT)
     status = invoke("status", "-c", str(demo_workspace), "--at", AT)
     assert status.exit_code == 0, status.output
     assert "Customers: 400" in status.output
     assert "Outbox: sent 400" in status.output
-    assert "│ winback    │ 2026-11-24 10:00 │" in status.output
+    assert "│ newsletter    │ schedule │ 2026-11-26 08:00       │" in status.output
+    assert "│ winback       │ inactive │ each run, per customer │" in status.output
 
 
 def test_check_reports_a_template_typo_with_line(demo_workspace: Path) -> None:

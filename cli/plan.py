@@ -1,0 +1,147 @@
+"""``campaign plan`` and ``campaign preview``: see a run before it sends anything."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from campaigns.config import load_config
+from campaigns.forecast import forecast
+from campaigns.preview import plan_workspace, preview_messages
+from cli.errors import handles_errors
+from cli.options import at_option, config_option
+from cli.output import console
+
+
+def _now(at: datetime | None) -> datetime:
+    return at or datetime.now(UTC).replace(tzinfo=None)
+
+
+@click.command("plan")
+@config_option
+@at_option
+@click.option("--campaign", "only", metavar="NAME", help="Plan only this campaign.")
+@handles_errors
+def plan_command(config_path: Path, at: datetime | None, only: str | None) -> None:
+    """Show what a run would do now: audiences per campaign and segment, who is left out and
+    why, and what changed since the last run. Writes nothing.
+
+    Example: campaign plan --at 2026-11-23T10:00
+    """
+    config = load_config(config_path)
+    report = plan_workspace(config, _now(at), only)
+    out = console()
+    out.print(f"Plan at {report.at:%Y-%m-%d %H:%M} UTC")
+    table = Table()
+    for column, justify in (
+        ("campaign", "left"),
+        ("status", "left"),
+        ("window", "left"),
+        ("segment", "left"),
+        ("audience", "right"),
+        ("messages", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in report.rows:
+        table.add_row(
+            row.campaign,
+            row.status,
+            row.window,
+            row.segment,
+            f"{row.audience:,}",
+            f"{row.messages:,}",
+        )
+    out.print(table)
+    for campaign, reasons in report.left_out.items():
+        detail = ", ".join(f"{n:,} {reason}" for reason, n in sorted(reasons.items()))
+        out.print(f"- {campaign}: left out {detail}")
+    out.print("Changes since the last run:")
+    for change in report.changes:
+        out.print(f"- {change}")
+
+
+@click.command("preview")
+@click.argument("campaign")
+@config_option
+@at_option
+@click.option(
+    "--customer",
+    "customers",
+    multiple=True,
+    metavar="ID",
+    help="Render for this customer (repeatable).",
+)
+@click.option(
+    "--sample", type=click.IntRange(min=1), help="Render for N customers of the audience."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@handles_errors
+def preview_command(
+    campaign: str,
+    config_path: Path,
+    at: datetime | None,
+    customers: tuple[str, ...],
+    sample: int | None,
+    seed: int,
+) -> None:
+    """Render CAMPAIGN's exact message for a customer, or for a sample of its audience.
+
+    Example: campaign preview winback --customer C000042
+    """
+    config = load_config(config_path)
+    previews = preview_messages(config, campaign, _now(at), list(customers) or None, sample, seed)
+    out = console()
+    if not previews:
+        out.print(f"{campaign}: nobody to preview (the audience is empty)")
+    for preview in previews:
+        verdict = "would send" if preview.would_send else "would NOT send"
+        out.print(f"─── {preview.customer_id} ({preview.segment}): {verdict}, {preview.why}")
+        out.print(f"Subject: {preview.subject}")
+        out.print()
+        out.print(preview.text, markup=False, highlight=False)
+        if preview.html is not None:
+            out.print(f"[HTML part: {len(preview.html):,} characters]", markup=False)
+
+
+@click.command("forecast")
+@config_option
+@at_option
+@click.option("--days", type=click.IntRange(1, 90), default=14, show_default=True)
+@handles_errors
+def forecast_command(config_path: Path, at: datetime | None, days: int) -> None:
+    """Simulate the coming days of runs: messages per day, how many messages each customer
+    gets, cap collisions, overlapping campaigns and campaigns that never fire. Writes nothing.
+
+    Example: campaign forecast --days 14
+    """
+    config = load_config(config_path)
+    result = forecast(config, _now(at), days)
+    out = console()
+    start = f"{result.start:%Y-%m-%d %H:%M}"
+    out.print(f"Forecast: {days} days from {start} UTC ({result.runs} simulated runs)")
+    names = list(config.campaigns)
+    table = Table(title="Messages per day")
+    table.add_column("day")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("customers with 1 / 2 / 3+", justify="right")
+    for day in sorted(result.per_day):
+        counts = result.per_day[day]
+        pressure = result.pressure.get(day, Counter())
+        three = sum(n for k, n in pressure.items() if k >= 3)
+        table.add_row(
+            day,
+            *(f"{counts.get(name, 0):,}" for name in names),
+            f"{pressure.get(1, 0):,} / {pressure.get(2, 0):,} / {three:,}",
+        )
+    out.print(table)
+    for name, count in sorted(result.cap_collisions.items()):
+        if count:
+            noun = "message" if count == 1 else "messages"
+            out.print(f"- {name}: {count:,} {noun} held back by frequency caps")
+    for warning in result.warnings():
+        out.print(f"- {warning}")
