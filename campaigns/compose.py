@@ -46,11 +46,11 @@ def customer_records(customers: pd.DataFrame, ids: pd.Series) -> list[dict[str, 
 
     Cleaning whole columns at once is what keeps rendering fast; nothing is converted per value.
     """
-    columns = [c for c in customers.columns if c not in _HIDDEN]
+    columns = [str(c) for c in customers.columns if c not in _HIDDEN]
     frame = customers.loc[ids.to_numpy(), columns]
     frame = frame.astype(object).where(frame.notna(), None)
-    records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
-    return records
+    values = [frame[c].tolist() for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def compose(

@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from campaigns.config.rules import (
@@ -44,8 +45,9 @@ LOWER_PRIORITY = "lower priority"
 CAMPAIGN_CAP = "campaign cap"
 GLOBAL_CAP = "frequency cap"
 
-#: Columns of :attr:`CampaignPlan.selected`.
-SELECTED_COLUMNS = ["customer_id", "segment_id", "window"]
+#: Columns of :attr:`CampaignPlan.audience` and ``selected`` (``position``: the customer's row
+#: in the planned customer table).
+SELECTED_COLUMNS = ["customer_id", "segment_id", "window", "position"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,49 @@ def _unknown(campaign: str, item: str | int, segment_names: Mapping[int, str]) -
     return f"campaigns.{campaign}.segments: no segment {item!r}; the current segments are: {known}"
 
 
+@dataclass(frozen=True)
+class _Table:
+    """The customer table as plain arrays, built once per plan: positions replace id lookups."""
+
+    frame: pd.DataFrame
+    ids: npt.NDArray[np.object_]
+    index: pd.Index
+    segments: npt.NDArray[np.int64]
+    #: The history's customers as positions in the table (-1: not a current customer).
+    history_rows: npt.NDArray[np.int64]
+    history_times: npt.NDArray[np.datetime64]
+    history_campaigns: npt.NDArray[np.object_]
+
+    @classmethod
+    def build(cls, inputs: PlanInputs) -> _Table:
+        frame = inputs.customers.reset_index(drop=True)
+        ids = frame["customer_id"].astype(str).to_numpy(dtype=object)
+        index = pd.Index(ids, dtype=object)
+        history = inputs.history
+        return cls(
+            frame=frame,
+            ids=ids,
+            index=index,
+            segments=frame["segment_id"].to_numpy(dtype=np.int64),
+            history_rows=index.get_indexer(
+                history["customer_id"].astype(str).to_numpy(dtype=object)
+            ).astype(np.int64),
+            history_times=pd.to_datetime(history["created_at"]).to_numpy(dtype="datetime64[ns]"),
+            history_campaigns=history["campaign"].astype(str).to_numpy(dtype=object),
+        )
+
+    def cap_counts(self, cap: Cap, at: datetime, campaign: str | None) -> npt.NDArray[np.int64]:
+        """Messages per customer (by position) inside the cap's period; only ``campaign``'s
+        when given."""
+        end = np.datetime64(pd.Timestamp(at).as_unit("ns"))
+        start = end - np.timedelta64(int(cap.period.total_seconds()), "s")
+        chosen = (self.history_times > start) & (self.history_times <= end)
+        chosen &= self.history_rows >= 0
+        if campaign is not None:
+            chosen &= self.history_campaigns == campaign
+        return np.bincount(self.history_rows[chosen], minlength=len(self.ids)).astype(np.int64)
+
+
 def plan_campaigns(
     config: Config,
     inputs: PlanInputs,
@@ -135,32 +180,31 @@ def plan_campaigns(
     global ones, counting earlier messages and those taken by higher-priority campaigns in this
     run), and under ``settings.max_messages_per_customer_per_run``.
     """
-    customers = inputs.customers.reset_index(drop=True)
+    table = _Table.build(inputs)
     plans: list[CampaignPlan] = []
     for name, campaign in config.campaigns.items():
         if only is not None and name != only:
             continue
         ids = resolve_segments(name, campaign.segments, segment_names)
-        plans.append(_audience(name, campaign, ids, customers, inputs))
-    return _arbitrate(plans, config, inputs)
+        plans.append(_audience(name, campaign, ids, table, inputs))
+    return _arbitrate(plans, config, inputs, table)
 
 
 def _audience(
     name: str,
     campaign: CampaignConfig,
     segment_ids: list[int],
-    customers: pd.DataFrame,
+    table: _Table,
     inputs: PlanInputs,
 ) -> CampaignPlan:
     """Who a campaign's trigger, segments and condition select, and whether it is due."""
     trigger = campaign.trigger
-    mask = np.array(customers["segment_id"].isin(segment_ids), dtype=bool)
+    mask = np.isin(table.segments, segment_ids)
     window: str | None = None
-    windows: pd.Series
+    occasions: npt.NDArray[np.object_] | None = None
     if isinstance(trigger, (ScheduleTrigger, OnceTrigger)):
         fired = last_fire(trigger, inputs.at)
         window = fired.key if fired is not None else None
-        windows = pd.Series(window, index=customers.index, dtype=object)
         if not campaign.enabled:
             status = DISABLED
         elif fired is None:
@@ -170,30 +214,41 @@ def _audience(
         else:
             status = DUE
     else:
-        windows = _occasions(trigger, segment_ids, customers, inputs)
+        hit, occasions = _occasions(trigger, segment_ids, table, inputs)
         if isinstance(trigger, SegmentTrigger) and trigger.type == "segment_exited":
             # They have left the campaign's segments: select by where they came from.
-            mask = np.ones(len(customers), dtype=bool)
-        mask &= windows.notna().to_numpy()
+            mask = np.ones(len(table.ids), dtype=bool)
+        mask &= hit
         status = DUE if campaign.enabled else DISABLED
     condition = campaign.condition()
-    if condition is not None:
-        mask &= condition.evaluate(customers, inputs.at).to_numpy()
-    audience = customers.loc[mask, ["customer_id", "segment_id"]].assign(window=windows[mask])
+    if condition is not None and mask.any():
+        mask &= condition.evaluate(table.frame, inputs.at).to_numpy(dtype=bool)
+    rows = np.flatnonzero(mask)
+    # Object columns: pandas would otherwise copy every id into a new string array.
+    audience = pd.DataFrame(
+        {
+            "customer_id": pd.Series(table.ids[rows], dtype=object),
+            "segment_id": table.segments[rows],
+            "window": pd.Series(
+                occasions[rows] if occasions is not None else [window] * len(rows), dtype=object
+            ),
+            "position": rows,
+        }
+    )
     left_out: dict[str, int] = {}
-    if not audience.empty and window is None:
+    if occasions is not None and len(audience):
         # A per-customer occasion (an entry, an inactive spell, an event) is messaged once.
-        keys = [
-            idempotency_key(name, str(c), str(w))
-            for c, w in zip(audience["customer_id"], audience["window"], strict=True)
-        ]
         sent = inputs.already_sent(name, audience["window"].unique().tolist())
-        fresh = np.array([k not in sent for k in keys], dtype=bool)
-        if not fresh.all():
-            left_out[ALREADY_SENT] = int((~fresh).sum())
-            audience = audience.loc[fresh]
-    per_customer = not isinstance(trigger, ScheduleTrigger | OnceTrigger)
-    if status == DUE and audience.empty and per_customer:
+        if sent:
+            keys = [
+                idempotency_key(name, c, w)
+                for c, w in zip(audience["customer_id"], audience["window"], strict=True)
+            ]
+            fresh = np.array([k not in sent for k in keys], dtype=bool)
+            if not fresh.all():
+                left_out[ALREADY_SENT] = int((~fresh).sum())
+                audience = audience.loc[fresh].reset_index(drop=True)
+    if status == DUE and audience.empty and occasions is not None:
         status = NO_TRIGGER
     selected = audience if status == DUE else audience.iloc[0:0]
     return CampaignPlan(name, campaign, status, window, audience, selected, left_out)
@@ -202,82 +257,72 @@ def _audience(
 def _occasions(
     trigger: SegmentTrigger | InactiveTrigger | EventTrigger,
     segment_ids: list[int],
-    customers: pd.DataFrame,
+    table: _Table,
     inputs: PlanInputs,
-) -> pd.Series:
-    """Per customer, the occasion a per-customer trigger fires for (its window), or NA."""
-    index = customers.index
-    none = pd.Series(pd.NA, index=index, dtype=object)
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.object_]]:
+    """Which customers a per-customer trigger fires for, and each one's occasion (its window).
+
+    Occasion strings are made only for the customers it fires for.
+    """
+    n = len(table.ids)
+    occasions = np.full(n, None, dtype=object)
     stamp = f"{inputs.at:%Y-%m-%dT%H:%MZ}"
     if isinstance(trigger, SegmentTrigger):
         if inputs.previous_segments.empty:
-            return none  # the first assignment is a baseline, not an entry
-        before = inputs.previous_segments.reindex(customers["customer_id"]).to_numpy()
-        after = customers["segment_id"].to_numpy()
-        known = ~pd.isna(before)
-        changed = known & (before != after)
+            return np.zeros(n, dtype=bool), occasions  # a first assignment is a baseline
+        before = inputs.previous_segments.reindex(table.index).to_numpy(dtype=float)
+        changed = ~np.isnan(before) & (before != table.segments)
         if trigger.type == "segment_entered":
-            hit = changed & np.isin(after, segment_ids)
-            tag = "entered"
+            hit = changed & np.isin(table.segments, segment_ids)
         else:
             hit = changed & np.isin(before, segment_ids)
-            tag = "exited"
-        return none.where(~hit, f"{tag}@{stamp}")
+        occasions[hit] = f"{trigger.type.removeprefix('segment_')}@{stamp}"
+        return hit, occasions
     if isinstance(trigger, InactiveTrigger):
         # One message per inactive spell: the key is the day of the last purchase.
-        recency = customers["recency"].to_numpy(dtype=float)
-        last = pd.Series(
-            pd.Timestamp(inputs.at) - pd.to_timedelta(recency, unit="D"), index=index
-        ).dt.strftime("%Y-%m-%d")
+        recency = table.frame["recency"].to_numpy(dtype=float)
         hit = recency >= trigger.days
-        return none.where(~hit, "inactive-since-" + last)
+        last = np.datetime64(pd.Timestamp(inputs.at).as_unit("s")) - (recency[hit] * 86_400).astype(
+            "timedelta64[s]"
+        )
+        days = np.datetime_as_string(last, unit="D")
+        occasions[hit] = np.char.add("inactive-since-", days).astype(object)
+        return hit, occasions
     events = inputs.events
-    since = pd.Timestamp(inputs.at) - parse_duration(trigger.within)
+    at = pd.Timestamp(inputs.at)
+    since = at - parse_duration(trigger.within)
     recent = events[
         (events["event"] == trigger.event)
         & (events["occurred_at"] > since)
-        & (events["occurred_at"] <= pd.Timestamp(inputs.at))
+        & (events["occurred_at"] <= at)
     ]
     latest = recent.groupby("customer_id")["occurred_at"].max()
-    occasion = latest.reindex(customers["customer_id"]).to_numpy()
-    keys = pd.Series(occasion, index=index)
-    return none.where(keys.isna(), f"{trigger.event}@" + keys.dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    rows = table.index.get_indexer(latest.index.astype(str))
+    known = rows >= 0
+    hit = np.zeros(n, dtype=bool)
+    hit[rows[known]] = True
+    when = np.datetime_as_string(latest.to_numpy(dtype="datetime64[s]")[known], unit="s")
+    occasions[rows[known]] = np.char.add(f"{trigger.event}@", when).astype(object)
+    return hit, occasions
 
 
-def _cap_counts(history: pd.DataFrame, cap: Cap, at: datetime, campaign: str | None) -> pd.Series:
-    """Messages per customer inside the cap's period (only ``campaign``'s, when given)."""
-    start = pd.Timestamp(at) - cap.period
-    recent = history[(history["created_at"] > start) & (history["created_at"] <= pd.Timestamp(at))]
-    if campaign is not None:
-        recent = recent[recent["campaign"] == campaign]
-    return recent.groupby("customer_id").size()
-
-
-def _arbitrate(plans: list[CampaignPlan], config: Config, inputs: PlanInputs) -> list[CampaignPlan]:
+def _arbitrate(
+    plans: list[CampaignPlan], config: Config, inputs: PlanInputs, table: _Table
+) -> list[CampaignPlan]:
     settings = config.settings
     due = sorted((p for p in plans if p.status == DUE), key=lambda p: (-p.config.priority, p.name))
-    customer_ids = inputs.customers["customer_id"].to_numpy()
-    position = pd.Series(np.arange(len(customer_ids)), index=customer_ids)
-    taken_this_run = np.zeros(len(customer_ids), dtype=np.int64)
-    suppressed = np.isin(customer_ids, list(inputs.suppressed))
+    taken_this_run = np.zeros(len(table.ids), dtype=np.int64)
+    suppressed = np.isin(table.ids, list(inputs.suppressed))
     # Global caps count every campaign's messages: earlier ones, then this run's as they are taken.
-    global_used = [
-        _cap_counts(inputs.history, cap, inputs.at, None)
-        .reindex(customer_ids, fill_value=0)
-        .to_numpy(dtype=np.int64, copy=True)
-        for cap in settings.caps
-    ]
+    global_used = [table.cap_counts(cap, inputs.at, None) for cap in settings.caps]
     arbitrated: dict[str, CampaignPlan] = {}
     for plan in due:
-        rows = position.reindex(plan.audience["customer_id"]).to_numpy()
+        rows = plan.audience["position"].to_numpy(dtype=np.int64)
         left_out: Counter[str] = Counter(plan.left_out)
         keep = ~suppressed[rows]
         left_out[SUPPRESSED] = int((~keep).sum())
         for cap in plan.config.caps:
-            mine = _cap_counts(inputs.history, cap, inputs.at, plan.name)
-            under = (
-                mine.reindex(plan.audience["customer_id"], fill_value=0).to_numpy() < cap.messages
-            )
+            under = table.cap_counts(cap, inputs.at, plan.name)[rows] < cap.messages
             left_out[CAMPAIGN_CAP] += int((keep & ~under).sum())
             keep &= under
         for cap, counts in zip(settings.caps, global_used, strict=True):

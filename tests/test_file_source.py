@@ -592,3 +592,37 @@ def test_infinite_and_fractional_numbers_are_bad_numbers(tmp_path: Path) -> None
     shop = load_files(files_source(tmp_path, {"path": path}), tmp_path)
     assert shop.quarantined == {"bad_number": 3}
     assert shop.transactions["quantity"].tolist() == [2]
+
+
+def test_events_feed_loads_and_quarantines(tmp_path: Path) -> None:
+    from campaigns.config.schema import FilesSource, TableFile
+
+    (tmp_path / "tx.csv").write_text(
+        "customer,when,paid\na,2024-01-01,3\nb,2024-01-02,4\n", encoding="utf-8"
+    )
+    (tmp_path / "events.csv").write_text(
+        "who,what,at\na,cart_abandoned,2024-02-01 10:00\nzz,cart_abandoned,2024-02-01 11:00\n"
+        "b,,2024-02-01 12:00\nb,viewed,not a date\n",
+        encoding="utf-8",
+    )
+    source = FilesSource(
+        type="files",
+        transactions=TableFile(
+            path=Path("tx.csv"),
+            columns={"customer_id": "customer", "invoiced_at": "when", "amount": "paid"},
+        ),
+        events=TableFile(
+            path=Path("events.csv"),
+            columns={"customer_id": "who", "event": "what", "occurred_at": "at"},
+        ),
+    )
+    shop = load_files(source, tmp_path)
+    assert shop.events["customer_id"].tolist() == ["a"]
+    assert shop.events["occurred_at"].tolist() == [pd.Timestamp("2024-02-01 10:00")]
+    assert shop.quarantined == {"missing_event": 1, "bad_date": 1, "unknown_customer": 1}
+    quarantine = pd.read_csv(tmp_path / "quarantine" / "events.csv", dtype=str)
+    assert quarantine[["line", "reason"]].values.tolist() == [
+        ["3", "unknown_customer"],
+        ["4", "missing_event"],
+        ["5", "bad_date"],
+    ]

@@ -36,7 +36,14 @@ from pandas.tseries.api import guess_datetime_format
 
 from campaigns.config.schema import FilesSource, TableFile
 from campaigns.errors import DataError
-from store.frames import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS, ShopData
+from store.frames import (
+    CUSTOMER_COLUMNS,
+    EVENT_COLUMNS,
+    PRODUCT_COLUMNS,
+    TRANSACTION_COLUMNS,
+    ShopData,
+    no_events,
+)
 
 #: Why a row was set aside. Per table they are checked in this order and the first that applies is
 #: the row's reason (transactions: missing_customer_id, bad_date, bad_number, non_positive_price,
@@ -44,6 +51,7 @@ from store.frames import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS,
 REASONS: Final[tuple[str, ...]] = (
     "missing_customer_id",
     "missing_product_id",
+    "missing_event",
     "bad_date",
     "bad_timezone",
     "bad_number",
@@ -376,6 +384,22 @@ def _customers(table: _Table) -> tuple[pd.DataFrame, _Verdict]:
     return out.loc[verdict.ok].reset_index(drop=True), verdict
 
 
+def _events(table: _Table, known_customers: pd.Series) -> tuple[pd.DataFrame, _Verdict]:
+    """The events feed: customer, event name and time; unknown customers are set aside."""
+    for key in EVENT_COLUMNS:
+        _require(table, key)
+    verdict = _Verdict(len(table.frame))
+    customer_id = _text(table.column("customer_id"))
+    verdict.flag(_mask(customer_id.isna()), "missing_customer_id")
+    event = _text(table.column("event"))
+    verdict.flag(_mask(event.isna()), "missing_event")
+    occurred_at, _given = _datetime(table.column("occurred_at"), table.spec.date_format)
+    verdict.flag(_mask(occurred_at.isna()), "bad_date")
+    verdict.flag(~_mask(customer_id.isin(known_customers)), "unknown_customer")
+    out = pd.DataFrame({"customer_id": customer_id, "event": event, "occurred_at": occurred_at})
+    return out.loc[verdict.ok].reset_index(drop=True), verdict
+
+
 def _trait_names(table: _Table) -> list[str]:
     used = set(table.columns.values())
     names: list[str] = []
@@ -614,13 +638,20 @@ def load_files(source: FilesSource, root: Path) -> ShopData:
     else:
         products = _derived_products(lines)
 
+    event_table = _read("events", source.events, root, EVENT_COLUMNS) if source.events else None
+    event_verdict: _Verdict | None = None
+    events = no_events()
+    if event_table is not None:
+        events, event_verdict = _events(event_table, customers["customer_id"])
+
     directory = _resolve(source.quarantine, root)
+    _write_quarantine(directory, "events", event_table, event_verdict)
     _write_quarantine(directory, "customers", customer_table, customer_verdict)
     _write_quarantine(directory, "products", product_table, product_verdict)
     _write_quarantine(directory, "transactions", tx_table, lines.verdict)
 
     counts: Counter[str] = Counter()
-    for verdict in (customer_verdict, product_verdict, lines.verdict):
+    for verdict in (customer_verdict, product_verdict, lines.verdict, event_verdict):
         if verdict is not None:
             counts.update(verdict.counts())
     quarantined = {reason: counts[reason] for reason in REASONS if counts[reason]}
@@ -630,4 +661,5 @@ def load_files(source: FilesSource, root: Path) -> ShopData:
         products=products.reset_index(drop=True),
         transactions=lines.transactions[list(TRANSACTION_COLUMNS)],
         quarantined=quarantined,
+        events=events,
     )
