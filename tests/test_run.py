@@ -99,3 +99,25 @@ def test_queued_messages_of_an_interrupted_run_are_delivered_by_the_next(config:
     assert result.sent == 1
     assert outbox.counts_by_status(engine) == {"sent": 301}
     engine.dispose()
+
+
+def test_quiet_hours_defer_instead_of_dropping(config: Config) -> None:
+    # 03:00 UTC on a winter night: quiet (21:00-08:00) in every demo customer's timezone. The
+    # run is in the future, so by the wall clock the quiet hours have not ended: nothing is sent.
+    night = datetime(2030, 1, 10, 3, 0)
+    result = run_campaigns(config, at=night)
+    assert result.new_messages > 0
+    assert result.sent == 0
+    assert any("deferred until quiet hours end" in note for note in result.notes)
+    engine = open_store(config.store.url, config.root)
+    waiting = outbox.counts_by_status(engine)
+    assert waiting == {"queued": result.new_messages}
+    from store.bulk import read_frame
+
+    times = read_frame(
+        engine, "SELECT next_attempt_at FROM message", datetime_columns=["next_attempt_at"]
+    )["next_attempt_at"]
+    # The earliest end is 08:00 in Central Europe (07:00 UTC), the latest in New York.
+    assert times.min() == pd.Timestamp("2030-01-10 07:00")
+    assert times.max() == pd.Timestamp("2030-01-10 13:00")  # 08:00 in New York
+    engine.dispose()
