@@ -93,7 +93,9 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             except ConditionError as exc:
                 raise ConfigError(f"{where}.where: {exc}") from None
         try:
-            template = MessageTemplate.load(env, campaign.template, campaign.subject)
+            template = MessageTemplate.load(
+                env, campaign.template, campaign.subject, campaign.headers
+            )
             for part in ("txt", "html"):
                 _check_names(env, f"{campaign.template}.{part}.j2", folder, required=part == "txt")
             template.render(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ OUTBOX_COLUMNS = (
     "body_html",
     "created_at",
     "next_attempt_at",
+    "headers",
 )
 
 
@@ -72,7 +74,9 @@ def compose(
     :param deferred: per customer id, when quiet hours end (naive UTC) or NaT; deferred messages
         are queued with that ``next_attempt_at`` instead of being dropped
     """
-    template = MessageTemplate.load(env, plan.config.template, plan.config.subject)
+    template = MessageTemplate.load(
+        env, plan.config.template, plan.config.subject, plan.config.headers
+    )
     selected = plan.selected
     keys = [
         idempotency_key(plan.name, str(c), str(w))
@@ -83,7 +87,7 @@ def compose(
     keys = [k for k, f in zip(keys, fresh, strict=True) if f]
     records = customer_records(customers, selected["customer_id"])
     campaign = {"name": plan.name, "description": plan.config.description}
-    subjects, texts, htmls = [], [], []
+    subjects, texts, htmls, headers = [], [], [], []
     for done, (record, segment_id) in enumerate(
         zip(records, selected["segment_id"], strict=True), start=1
     ):
@@ -100,6 +104,7 @@ def compose(
         subjects.append(message.subject)
         texts.append(message.text)
         htmls.append(message.html)
+        headers.append(json.dumps(message.headers) if message.headers else None)
         if on_progress is not None and done % 1000 == 0:
             on_progress(1000)
     if on_progress is not None:
@@ -126,6 +131,7 @@ def compose(
             "body_html": htmls,
             "created_at": pd.Timestamp(at),
             "next_attempt_at": later,
+            "headers": headers,
         },
         columns=list(OUTBOX_COLUMNS),
     )

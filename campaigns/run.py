@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from campaigns.compose import compose
 from campaigns.config.schema import Config
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import drain
-from campaigns.planner import DUE, CampaignPlan, plan_campaigns
+from campaigns.inputs import gather_inputs
+from campaigns.planner import DUE, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
-from campaigns.segments import FittedSegments, ensure_model, record_membership
-from segmentation import rfm_features
+from campaigns.segments import FittedSegments, ensure_model, record_membership, segment_features
 from store import outbox
 from store.engine import opened_store
-from store.tables import CampaignRun, CampaignWindow, Suppression
+from store.frames import ShopData
+from store.locks import run_lock
+from store.tables import CampaignRun, CampaignWindow
 from templates import make_environment
 
 
@@ -55,6 +58,8 @@ class RunResult:
     new_messages: int = 0
     sent: int = 0
     failed: int = 0
+    #: Messages that failed transiently and wait in the outbox for a retry.
+    retrying: int = 0
     loaded: bool = False
     model_version: int = 0
     model_fitted: bool = False
@@ -78,13 +83,60 @@ def run_campaigns(
     """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now)."""
     report = progress or quiet
     at = at or datetime.now(UTC).replace(tzinfo=None)
-    if only is not None and only not in config.campaigns:
-        from campaigns.errors import ConfigError
-
-        known = ", ".join(sorted(config.campaigns)) or "none"
-        raise ConfigError(f"no campaign called {only!r}; campaigns in the config: {known}")
-    with opened_store(config.store.url, config.root) as engine:
+    if only is not None:
+        config.require_campaign(only)
+    # A dry run writes nothing, so it needs no lock; a real one holds it start to finish.
+    with (
+        opened_store(config.store.url, config.root) as engine,
+        nullcontext() if dry_run else run_lock(engine),
+    ):
         return _run(engine, config, at, dry_run, only, report)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A workspace ready to plan at a time: data, features, the model and the customer table.
+
+    ``customers`` has one row per customer, indexed by customer id: traits, features,
+    ``segment_id`` and ``segment`` (its name).
+    """
+
+    shop: ShopData
+    customers: pd.DataFrame
+    segment_ids: pd.Series
+    model: FittedSegments
+    loaded: bool
+
+
+def prepare(
+    engine: Engine, config: Config, at: datetime, persist: bool, report: Progress = quiet
+) -> Prepared:
+    """Load data (filling an empty store), build features and assign segments at ``at``.
+
+    With ``persist=False`` (dry runs, plans, previews) a newly fitted model is not stored.
+    """
+    shop, loaded = ensure_data(engine, config, report)
+    report("Building features", 0, None)
+    features = segment_features(shop, config.segmentation, at)
+    report("Segmenting", 0, None)
+    model = ensure_model(engine, config.segmentation, features, at, persist=persist)
+    segment_ids = pd.Series(
+        model.estimator.predict(features), index=features.index, name="segment_id"
+    )
+    customers = shop.customers.set_index("customer_id", drop=False).rename_axis(None)
+    # Traits clustered as features are already customer columns.
+    customers = customers.join(features.drop(columns=customers.columns, errors="ignore"))
+    customers = customers.assign(segment_id=segment_ids)
+    customers["segment"] = customers["segment_id"].map(model.names)
+    return Prepared(shop, customers, segment_ids, model, loaded)
+
+
+def plan_run(
+    engine: Engine, config: Config, ready: Prepared, at: datetime, only: str | None = None
+) -> list[CampaignPlan]:
+    """The plan of a run at ``at`` over a prepared workspace (nothing is written)."""
+    inputs = gather_inputs(engine, config, ready.customers, ready.shop, at)
+    return plan_campaigns(config, inputs, ready.model.names, only)
 
 
 def _run(
@@ -96,20 +148,13 @@ def _run(
     report: Progress,
 ) -> RunResult:
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
-
-    shop, result.loaded = ensure_data(engine, config, report)
-    report("Building features", 0, None)
-    features = rfm_features(shop.transactions, shop.customers, at)
-    report("Segmenting", 0, None)
-    model = ensure_model(engine, config.segmentation, features, at, persist=not dry_run)
+    ready = prepare(engine, config, at, persist=not dry_run, report=report)
+    result.loaded = ready.loaded
+    model, customers, segment_ids = ready.model, ready.customers, ready.segment_ids
     result.model_version, result.model_fitted = model.version, model.fitted_now
-    segment_ids = pd.Series(
-        model.estimator.predict(features), index=features.index, name="segment_id"
-    )
-    # One row per customer: traits, features and segment, indexed (and keyed) by customer id.
-    customers = shop.customers.set_index("customer_id", drop=False).rename_axis(None)
-    customers = customers.join(features).assign(segment_id=segment_ids)
 
+    report("Planning", 0, None)
+    plans = plan_run(engine, config, ready, at, only)
     run_id = _start_run(engine, config, at) if not dry_run else 0
     result.run_id = run_id if not dry_run else None
     try:
@@ -117,22 +162,17 @@ def _run(
             result.entered, result.exited = record_membership(
                 engine, run_id, model.version, segment_ids, at
             )
-        report("Planning", 0, None)
-        plans = plan_campaigns(
-            config,
-            customers.reset_index(drop=True),
-            model.names,
-            at,
-            _planned_windows(engine),
-            _suppressed(engine),
-            only,
-        )
         _compose_and_enqueue(engine, config, plans, customers, model, at, run_id, result, report)
         if not dry_run:
             report("Delivering", 0, None)
             delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
             result.sent = sum(delivered.sent.values())
-            result.failed = sum(delivered.failed.values())
+            result.failed = sum(delivered.failed.values()) + sum(delivered.bounced.values())
+            result.retrying = sum(delivered.retrying.values())
+            if delivered.paused:
+                result.notes.append(
+                    "delivery is paused (campaign resume): queued messages wait in the outbox"
+                )
             result.rows = [
                 _with_destination(row, delivered.destinations.get(row.campaign))
                 for row in result.rows
@@ -160,10 +200,15 @@ def _compose_and_enqueue(
     segments = model.for_templates()
     due = [p for p in plans if p.status == DUE]
     total = sum(len(p.selected) for p in due)
+    quiet = config.settings.quiet_hours
+    deferred = (
+        deferred_until(customers["timezone"], at, quiet.start, quiet.end)
+        if quiet is not None
+        else None
+    )
     report("Rendering", 0, total)
     rendered: dict[str, pd.DataFrame] = {}
     for plan in due:
-        assert plan.window is not None
         rendered[plan.name] = compose(
             plan,
             customers,
@@ -172,19 +217,23 @@ def _compose_and_enqueue(
             at,
             run_id,
             config.settings.unsubscribe_base_url,
-            outbox.existing_keys(engine, plan.name, plan.window.key),
+            outbox.existing_keys(engine, plan.name, plan.selected["window"].unique()),
+            deferred=deferred,
             on_progress=lambda n: report("Rendering", n, total),
         )
     report("Writing outbox", 0, None)
     for plan in due:
-        assert plan.window is not None
         messages = rendered[plan.name]
         if result.dry_run:
             new = len(messages)
         else:
             new = outbox.enqueue(engine, messages)
-            _record_window(engine, plan.name, plan.window.key, run_id, new)
+            if plan.window is not None:  # a campaign-wide window (schedule, once)
+                _record_window(engine, plan.name, plan.window, run_id, new)
         result.new_messages += new
+        waiting = int(messages["next_attempt_at"].notna().sum())
+        if waiting:
+            result.notes.append(f"{plan.name}: {waiting:,} deferred until quiet hours end")
     status = "dry run" if result.dry_run else "queued"
     for plan in plans:
         if plan.name in rendered:
@@ -196,7 +245,7 @@ def _compose_and_enqueue(
                 if count
             )
         else:
-            window = f" (window {plan.window.key})" if plan.window is not None else ""
+            window = f" (window {plan.window})" if plan.window is not None else ""
             result.notes.append(f"{plan.name}: {plan.status}{window}")
             result.rows.extend(_rows(plan, model.names, None, plan.status, plan.config.channel))
 
@@ -209,18 +258,17 @@ def _rows(
     channel: str,
 ) -> list[SummaryRow]:
     sizes = _sizes(plan.audience["segment_id"])
-    return [
-        SummaryRow(
-            campaign=plan.name,
-            segment=f"{sid} {names.get(sid, '?')}",
-            audience=size,
-            messages=(counts or {}).get(sid, 0),
-            status=status,
-            channel=channel,
-            destination="",
+    rows = []
+    for sid, size in sizes.items():
+        messages = (counts or {}).get(sid, 0)
+        # A due campaign whose customers in this segment all went elsewhere says so.
+        shown = status if messages or counts is None else "left out"
+        rows.append(
+            SummaryRow(
+                plan.name, f"{sid} {names.get(sid, '?')}", size, messages, shown, channel, ""
+            )
         )
-        for sid, size in sizes.items()
-    ] or [SummaryRow(plan.name, "(no customers)", 0, 0, status, channel, "")]
+    return rows or [SummaryRow(plan.name, "(no customers)", 0, 0, status, channel, "")]
 
 
 def _sizes(segment_ids: pd.Series) -> dict[int, int]:
@@ -283,13 +331,3 @@ def _record_window(engine: Engine, campaign: str, window: str, run_id: int, plan
             CampaignWindow(campaign=campaign, window=window, run_id=run_id, planned=planned)
         )
         session.commit()
-
-
-def _planned_windows(engine: Engine) -> set[tuple[str, str]]:
-    with Session(engine) as session:
-        return {(w.campaign, w.window) for w in session.exec(select(CampaignWindow))}
-
-
-def _suppressed(engine: Engine) -> set[str]:
-    with Session(engine) as session:
-        return {s.customer_id for s in session.exec(select(Suppression))}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ class RenderedMessage:
     subject: str
     text: str
     html: str | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,18 @@ class MessageTemplate:
     html: Template | None
     #: The subject itself when it has no template syntax (most do not): nothing to render.
     static_subject: str | None = None
+    #: Extra message headers, each a template (``X-Campaign``, ``Reply-To``...).
+    headers: dict[str, Template] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, env: ImmutableSandboxedEnvironment, name: str, subject: str) -> MessageTemplate:
-        """Compile the parts of template ``name`` and the subject line."""
+    def load(
+        cls,
+        env: ImmutableSandboxedEnvironment,
+        name: str,
+        subject: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> MessageTemplate:
+        """Compile the parts of template ``name``, the subject line and any header templates."""
         folder = _folder(env)
         text = _get(env, f"{name}.txt.j2", required=True, folder=folder)
         html = _get(env, f"{name}.html.j2", required=False, folder=folder)
@@ -45,9 +55,17 @@ class MessageTemplate:
             subject_template = env.from_string(subject)
         except TemplateSyntaxError as exc:
             raise TemplateCheckError(f"subject of template {name!r}: {exc.message}") from None
+        compiled = {}
+        for header, source in (headers or {}).items():
+            try:
+                compiled[header] = env.from_string(source)
+            except TemplateSyntaxError as exc:
+                raise TemplateCheckError(
+                    f"header {header} of template {name!r}: {exc.message}"
+                ) from None
         assert text is not None
         static = subject.strip() if "{" not in subject else None
-        return cls(name, subject_template, text, html, static)
+        return cls(name, subject_template, text, html, static, compiled)
 
     def render(self, context: dict[str, Any]) -> RenderedMessage:
         """Render every part; a failure names the part and the template line."""
@@ -58,6 +76,10 @@ class MessageTemplate:
             subject=subject,
             text=_render(self.text, context, f"{self.name}.txt.j2"),
             html=_render(self.html, context, f"{self.name}.html.j2") if self.html else None,
+            headers={
+                header: _render(t, context, f"header {header} of {self.name}").strip()
+                for header, t in self.headers.items()
+            },
         )
 
 
@@ -88,7 +110,7 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
     try:
         try:
             frame = template.new_context({**merged[1], **context}, shared=True)
-            return template.environment.concat(template.root_render_func(frame))  # type: ignore[attr-defined]
+            return template.environment.concat(template.root_render_func(frame))
         except Exception:
             template.environment.handle_exception()  # re-raises with template lines
             raise  # pragma: no cover - handle_exception always raises

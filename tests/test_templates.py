@@ -90,3 +90,17 @@ def test_filters() -> None:
     assert or_default(None, "x") == "x"
     assert or_default("", "x") == "x"
     assert or_default(0, "x") == 0
+
+
+def test_headers_are_templates_too() -> None:
+    template = MessageTemplate.load(
+        make_environment(FOLDER),
+        "hello",
+        "Hi",
+        {"X-Segment": "{{ segment.name }}", "Reply-To": "care+{{ customer.customer_id }}@x.example"},
+    )
+    message = template.render(context())
+    assert message.subject == "Hi"
+    assert message.headers == {"X-Segment": "VIP", "Reply-To": "care+c1@x.example"}
+    with pytest.raises(TemplateCheckError, match=r"^header X-Bad of template 'hello': unexpected"):
+        MessageTemplate.load(make_environment(FOLDER), "hello", "Hi", {"X-Bad": "{{ }"})
