@@ -97,7 +97,10 @@ def test_headers_are_templates_too() -> None:
         make_environment(FOLDER),
         "hello",
         "Hi",
-        {"X-Segment": "{{ segment.name }}", "Reply-To": "care+{{ customer.customer_id }}@x.example"},
+        {
+            "X-Segment": "{{ segment.name }}",
+            "Reply-To": "care+{{ customer.customer_id }}@x.example",
+        },
     )
     message = template.render(context())
     assert message.subject == "Hi"
