@@ -181,12 +181,13 @@ def plan_campaigns(
     run), and under ``settings.max_messages_per_customer_per_run``.
     """
     table = _Table.build(inputs)
+    occasions: dict[object, tuple[npt.NDArray[np.bool_], npt.NDArray[np.object_]]] = {}
     plans: list[CampaignPlan] = []
     for name, campaign in config.campaigns.items():
         if only is not None and name != only:
             continue
         ids = resolve_segments(name, campaign.segments, segment_names)
-        plans.append(_audience(name, campaign, ids, table, inputs))
+        plans.append(_audience(name, campaign, ids, table, inputs, occasions))
     return _arbitrate(plans, config, inputs, table)
 
 
@@ -196,8 +197,12 @@ def _audience(
     segment_ids: list[int],
     table: _Table,
     inputs: PlanInputs,
+    memo: dict[object, tuple[npt.NDArray[np.bool_], npt.NDArray[np.object_]]],
 ) -> CampaignPlan:
-    """Who a campaign's trigger, segments and condition select, and whether it is due."""
+    """Who a campaign's trigger, segments and condition select, and whether it is due.
+
+    ``memo`` shares occasions between campaigns with the same per-customer trigger.
+    """
     trigger = campaign.trigger
     mask = np.isin(table.segments, segment_ids)
     window: str | None = None
@@ -214,7 +219,11 @@ def _audience(
         else:
             status = DUE
     else:
-        hit, occasions = _occasions(trigger, segment_ids, table, inputs)
+        # Segment triggers depend on the campaign's segments; the others only on the trigger.
+        key = (trigger, tuple(segment_ids)) if isinstance(trigger, SegmentTrigger) else trigger
+        if key not in memo:
+            memo[key] = _occasions(trigger, segment_ids, table, inputs)
+        hit, occasions = memo[key]
         if isinstance(trigger, SegmentTrigger) and trigger.type == "segment_exited":
             # They have left the campaign's segments: select by where they came from.
             mask = np.ones(len(table.ids), dtype=bool)
@@ -230,7 +239,8 @@ def _audience(
             "customer_id": pd.Series(table.ids[rows], dtype=object),
             "segment_id": table.segments[rows],
             "window": pd.Series(
-                occasions[rows] if occasions is not None else [window] * len(rows), dtype=object
+                occasions[rows] if occasions is not None else np.full(len(rows), window, object),
+                dtype=object,
             ),
             "position": rows,
         }
