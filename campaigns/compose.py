@@ -13,29 +13,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.keys import idempotency_key
 from campaigns.planner import CampaignPlan
+from store import outbox
 from templates import MessageTemplate, build_context
 
 #: Customer columns that are bookkeeping, not traits, and stay out of the template context.
 _HIDDEN = frozenset({"segment_id"})
 
-#: Columns of the frame :func:`compose` returns (the outbox's, before it adds status).
-OUTBOX_COLUMNS = (
-    "idempotency_key",
-    "run_id",
-    "campaign",
-    "window",
-    "customer_id",
-    "segment_id",
-    "variant",
-    "channel",
-    "recipient",
-    "subject",
-    "body_text",
-    "body_html",
-    "created_at",
-    "next_attempt_at",
-    "headers",
-)
+#: Columns of the frame :func:`compose` returns: the outbox's, less the delivery state.
+OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c not in {"status", "attempts"})
 
 
 def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:

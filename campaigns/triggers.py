@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from campaigns.config.schema import OnceTrigger, ScheduleTrigger
+from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 
 #: How far back a schedule is searched for its latest fire time (a yearly cron still fires).
 _MAX_LOOKBACK = timedelta(days=400)
@@ -34,13 +34,17 @@ def _aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _once(trigger: OnceTrigger) -> datetime:
+    """A one-shot trigger's time, aware (a naive ``at`` is in the trigger's timezone)."""
+    fire = trigger.at
+    return fire.replace(tzinfo=ZoneInfo(trigger.timezone)) if fire.tzinfo is None else fire
+
+
 def last_fire(trigger: ScheduleTrigger | OnceTrigger, at: datetime) -> Window | None:
     """The latest fire time of ``trigger`` at or before ``at`` (naive UTC), or None."""
     now = _aware(at)
     if isinstance(trigger, OnceTrigger):
-        fire = trigger.at
-        if fire.tzinfo is None:
-            fire = fire.replace(tzinfo=ZoneInfo(trigger.timezone))
+        fire = _once(trigger)
         return Window(_naive(fire)) if fire <= now else None
     cron = CronTrigger.from_crontab(trigger.cron, timezone=trigger.timezone)
     # Search back in doubling steps until a fire time lies in [now - lookback, now], then walk
@@ -64,9 +68,7 @@ def next_fire(trigger: ScheduleTrigger | OnceTrigger, after: datetime) -> dateti
     """The first fire time strictly after ``after`` (naive UTC), for status and plans."""
     now = _aware(after)
     if isinstance(trigger, OnceTrigger):
-        fire = trigger.at
-        if fire.tzinfo is None:
-            fire = fire.replace(tzinfo=ZoneInfo(trigger.timezone))
+        fire = _once(trigger)
         return _naive(fire) if fire > now else None
     cron = CronTrigger.from_crontab(trigger.cron, timezone=trigger.timezone)
     fire = cron.get_next_fire_time(None, now + timedelta(seconds=1))

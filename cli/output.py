@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from campaigns.progress import Progress as ProgressCallback
 
@@ -50,3 +51,12 @@ def progress_bars(out: Console) -> Iterator[ProgressCallback]:
 
     with bars:
         yield update
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A table with these columns; a name ending in ``>`` is right-aligned (numbers)."""
+    made = Table(title=title)
+    for column in columns:
+        name = column.rstrip(">")
+        made.add_column(name, justify="right" if column.endswith(">") else "left")
+    return made

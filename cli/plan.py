@@ -7,14 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from campaigns.config import load_config
 from campaigns.forecast import forecast
 from campaigns.preview import plan_workspace, preview_messages
 from cli.errors import handles_errors
 from cli.options import at_option, config_option
-from cli.output import console
+from cli.output import console, table
 
 
 def _now(at: datetime | None) -> datetime:
@@ -36,18 +35,9 @@ def plan_command(config_path: Path, at: datetime | None, only: str | None) -> No
     report = plan_workspace(config, _now(at), only)
     out = console()
     out.print(f"Plan at {report.at:%Y-%m-%d %H:%M} UTC")
-    table = Table()
-    for column, justify in (
-        ("campaign", "left"),
-        ("status", "left"),
-        ("window", "left"),
-        ("segment", "left"),
-        ("audience", "right"),
-        ("messages", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = table("campaign", "status", "window", "segment", "audience>", "messages>")
     for row in report.rows:
-        table.add_row(
+        rows.add_row(
             row.campaign,
             row.status,
             row.window,
@@ -55,7 +45,7 @@ def plan_command(config_path: Path, at: datetime | None, only: str | None) -> No
             f"{row.audience:,}",
             f"{row.messages:,}",
         )
-    out.print(table)
+    out.print(rows)
     for campaign, reasons in report.left_out.items():
         detail = ", ".join(f"{n:,} {reason}" for reason, n in sorted(reasons.items()))
         out.print(f"- {campaign}: left out {detail}")
@@ -124,21 +114,22 @@ def forecast_command(config_path: Path, at: datetime | None, days: int) -> None:
     start = f"{result.start:%Y-%m-%d %H:%M}"
     out.print(f"Forecast: {days} days from {start} UTC ({result.runs} simulated runs)")
     names = list(config.campaigns)
-    table = Table(title="Messages per day")
-    table.add_column("day")
-    for name in names:
-        table.add_column(name, justify="right")
-    table.add_column("customers with 1 / 2 / 3+", justify="right")
+    days_table = table(
+        "day",
+        *(f"{name}>" for name in names),
+        "customers with 1 / 2 / 3+>",
+        title="Messages per day",
+    )
     for day in sorted(result.per_day):
         counts = result.per_day[day]
         pressure = result.pressure.get(day, Counter())
         three = sum(n for k, n in pressure.items() if k >= 3)
-        table.add_row(
+        days_table.add_row(
             day,
             *(f"{counts.get(name, 0):,}" for name in names),
             f"{pressure.get(1, 0):,} / {pressure.get(2, 0):,} / {three:,}",
         )
-    out.print(table)
+    out.print(days_table)
     for name, count in sorted(result.cap_collisions.items()):
         if count:
             noun = "message" if count == 1 else "messages"

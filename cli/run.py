@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from campaigns.config import load_config
 from campaigns.run import RunResult, run_campaigns
 from cli.errors import handles_errors
 from cli.options import at_option, config_option
-from cli.output import console, progress_bars
+from cli.output import console, progress_bars, table
 
 
 @click.command("run")
@@ -53,19 +52,11 @@ def print_result(out: Console, result: RunResult) -> None:
         out.print("Loaded the data source into the store (first use).")
     fitted = "fitted now" if result.model_fitted else "stored"
     out.print(f"Segmentation model v{result.model_version} ({fitted}).")
-    table = Table(show_lines=False)
-    for column, justify in (
-        ("campaign", "left"),
-        ("segment", "left"),
-        ("audience", "right"),
-        ("messages", "right"),
-        ("status", "left"),
-        ("channel", "left"),
-        ("destination", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = table(
+        "campaign", "segment", "audience>", "messages>", "status", "channel", "destination"
+    )
     for row in result.rows:
-        table.add_row(
+        rows.add_row(
             row.campaign,
             row.segment,
             f"{row.audience:,}",
@@ -74,7 +65,7 @@ def print_result(out: Console, result: RunResult) -> None:
             row.channel,
             _relative(row.destination),
         )
-    out.print(table)
+    out.print(rows)
     for note in result.notes:
         out.print(f"- {note}")
     if result.dry_run:
@@ -85,5 +76,6 @@ def print_result(out: Console, result: RunResult) -> None:
         out.print(
             f"Queued {result.new_messages:,} new messages; sent {result.sent:,}"
             + (f", {result.failed:,} failed" if result.failed else "")
+            + (f", {result.retrying:,} to retry" if result.retrying else "")
             + "."
         )

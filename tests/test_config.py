@@ -8,7 +8,8 @@ import pytest
 
 from campaigns.config import load_config
 from campaigns.config.loader import key_lines
-from campaigns.config.schema import DemoSource, ScheduleTrigger
+from campaigns.config.rules import ScheduleTrigger
+from campaigns.config.schema import DemoSource
 from campaigns.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_repository_config_loads_and_matches_the_init_scaffold() -> None:
     config = load_config(REPO / "config.toml")
     assert isinstance(config.source, DemoSource)
-    assert set(config.campaigns) == {"vip-thanks", "winback", "newsletter"}
+    assert set(config.campaigns) == {"cart-reminder", "vip-thanks", "winback", "newsletter"}
     scaffold = REPO / "templates" / "workspace" / "config.toml"
     assert scaffold.read_text() == (REPO / "config.toml").read_text()
 
@@ -65,7 +66,8 @@ def test_a_valid_config_gives_typed_frozen_values(tmp_path: Path) -> None:
         (
             'type = "file"',
             'type = "email"',
-            "config.toml:6: channels.export.type: must be one of 'file', got 'email'",
+            "config.toml:6: channels.export.type: must be one of 'file', 'smtp', 'webhook', "
+            "got 'email'",
         ),
         (
             'channel = "export"',
@@ -128,7 +130,9 @@ def test_several_mistakes_are_reported_together(tmp_path: Path) -> None:
     lines = str(caught.value).splitlines()
     assert len(lines) == 2
     assert lines[0].endswith("source.customers: must be greater than 0, got -1")
-    assert lines[1].endswith("channels.export.type: must be one of 'file', got 'x'")
+    assert lines[1].endswith(
+        "channels.export.type: must be one of 'file', 'smtp', 'webhook', got 'x'"
+    )
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:

@@ -39,17 +39,22 @@ def parse_duration(value: str) -> timedelta:
     return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
-class ScheduleTrigger(_Model):
-    """Fire on a cron schedule (minute hour day month weekday) in a timezone."""
+class _Zoned(_Model):
+    """A trigger whose times are read in an IANA timezone."""
 
-    type: Literal["schedule"]
-    cron: str
     timezone: str = "UTC"
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
         return check_timezone(value)
+
+
+class ScheduleTrigger(_Zoned):
+    """Fire on a cron schedule (minute hour day month weekday) in a timezone."""
+
+    type: Literal["schedule"]
+    cron: str
 
     @model_validator(mode="after")
     def _valid_cron(self) -> ScheduleTrigger:
@@ -64,17 +69,11 @@ class ScheduleTrigger(_Model):
         return self
 
 
-class OnceTrigger(_Model):
+class OnceTrigger(_Zoned):
     """Fire once, at a given time (a one-shot broadcast)."""
 
     type: Literal["once"]
     at: datetime
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return check_timezone(value)
 
 
 class SegmentTrigger(_Model):
