@@ -1,33 +1,48 @@
-"""The segmentation stage of a run: use the stored model (fit one when there is none or the
-settings changed), assign every customer, and record who entered or left a segment."""
+"""The segmentation stage of a run: build the features, use the stored model (fit one when there
+is none or the settings changed, keeping the previous model's ids), assign every customer, and
+record who entered or left a segment. Also the library side of ``campaign segment``."""
 
 from __future__ import annotations
 
 import dataclasses
 import pickle
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
-from campaigns.config.schema import SegmentationConfig
-from campaigns.errors import ConfigError
-from segmentation import Segmenter, SegmentProfile, profiles_with_names
+from campaigns.config.schema import Config, SegmentationConfig
+from campaigns.data import ensure_data
+from campaigns.errors import ConfigError, DataError, StoreError
+from segmentation import Segmenter, SegmentProfile, profiles_with_names, rfm_features
+from segmentation.features import category_shares
+from segmentation.matching import match_segments, migration_matrix
+from segmentation.report import report_data
+from segmentation.traits import trait_features
 from store.bulk import delete_all, insert_frame, read_frame
+from store.engine import opened_store
+from store.frames import ShopData
 from store.tables import SegmentModel
 
 
 @dataclass(frozen=True)
 class FittedSegments:
-    """The model a run uses: its store version, the estimator and its profiles."""
+    """The model a run uses: its store version, the estimator and its profiles.
+
+    ``migration`` (customers by old and new segment) and ``new_ids`` are set on a refit that
+    followed an earlier model.
+    """
 
     version: int
     estimator: Segmenter
     profiles: list[dict[str, Any]]
     fitted_now: bool
+    created_at: datetime | None = None
+    migration: pd.DataFrame | None = None
+    new_ids: list[int] = field(default_factory=list)
 
     @property
     def names(self) -> dict[int, str]:
@@ -41,6 +56,64 @@ class FittedSegments:
         }
 
 
+def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -> pd.DataFrame:
+    """Every feature the configuration asks for, one row per customer, indexed by customer id.
+
+    Always the RFM columns of :func:`segmentation.rfm_features` (templates and profiles use
+    them); ``share_<category>`` columns when ``category_shares`` is a feature; and the customer
+    table's traits, derived traits and categorical columns.
+    """
+    features = rfm_features(shop.transactions, shop.customers, at)
+    parts = [features]
+    if "category_shares" in config.features:
+        parts.append(category_shares(shop.transactions, shop.customers, shop.products, at))
+    derived = {name: value for name, value in config.derived.model_dump().items() if value}
+    if config.traits or derived or config.categorical:
+        try:
+            numeric = [t for t in config.traits if t not in derived]
+            traits = trait_features(shop.customers, numeric, derived, list(config.categorical), at)
+        except KeyError as exc:
+            raise DataError(f"segmentation: {exc.args[0]}") from None
+        clash = [c for c in traits.columns if c in features.columns]
+        if clash:
+            raise DataError(
+                f"segmentation: the customer column(s) {clash} clash with transaction features "
+                "of the same name; rename them in the source's column mapping"
+            )
+        parts.append(traits)
+    return pd.concat(parts, axis=1) if len(parts) > 1 else features
+
+
+def clustered_columns(config: SegmentationConfig, features: pd.DataFrame) -> list[str]:
+    """The feature columns the model clusters on (``category_shares`` expanded)."""
+    columns: list[str] = []
+    for name in config.clustered:
+        if name == "category_shares":
+            columns += [c for c in features.columns if c.startswith("share_")]
+        else:
+            columns.append(name)
+    return columns
+
+
+def make_segmenter(config: SegmentationConfig, features: pd.DataFrame) -> Segmenter:
+    """An unfitted :class:`Segmenter` with the configuration's settings."""
+    prep = config.preprocessing
+    return Segmenter(
+        k=config.k,
+        features=tuple(clustered_columns(config, features)) or ("recency", "frequency", "monetary"),
+        random_state=config.seed,
+        model=config.model,
+        k_range=config.k_range,
+        categorical=dict(config.categorical),
+        missing=prep.missing,
+        outliers=prep.outliers,
+        outlier_rule=prep.outlier_rule,
+        log=prep.log if prep.log == "auto" else tuple(prep.log),
+        scaling=prep.scaling,
+        refits=config.stability_refits,
+    )
+
+
 def _settings(config: SegmentationConfig) -> dict[str, Any]:
     # Names are applied on top of a fit, so renaming a segment does not refit.
     return config.model_dump(mode="json", exclude={"names"})
@@ -50,6 +123,22 @@ def latest_model(engine: Engine) -> SegmentModel | None:
     """The newest stored segmentation model, if any."""
     with Session(engine) as session:
         return session.exec(select(SegmentModel).order_by(col(SegmentModel.version).desc())).first()
+
+
+def load_model(stored: SegmentModel, config: SegmentationConfig) -> FittedSegments:
+    """A stored model as the run uses it (business names from ``config`` applied)."""
+    estimator = pickle.loads(stored.blob)
+    assert stored.version is not None
+    history = getattr(estimator, "history_", {})
+    return FittedSegments(
+        stored.version,
+        estimator,
+        _named(stored.profiles, config),
+        False,
+        stored.created_at,
+        history.get("migration"),
+        list(history.get("new_ids", [])),
+    )
 
 
 def ensure_model(
@@ -65,19 +154,48 @@ def ensure_model(
     """
     stored = latest_model(engine)
     if stored is not None and stored.settings == _settings(config):
-        estimator = pickle.loads(stored.blob)
-        assert stored.version is not None
-        return FittedSegments(stored.version, estimator, _named(stored.profiles, config), False)
-    estimator = Segmenter(k=config.k, features=tuple(config.features), random_state=config.seed)
-    estimator.fit(features)
+        return load_model(stored, config)
+    return fit_model(engine, config, features, now, persist, stored)
+
+
+def fit_model(
+    engine: Engine,
+    config: SegmentationConfig,
+    features: pd.DataFrame,
+    now: datetime,
+    persist: bool = True,
+    previous: SegmentModel | None = None,
+) -> FittedSegments:
+    """Fit a new model version on ``features``; with an earlier version, keep its segment ids
+    (Hungarian matching of centroids) and record how customers move between segments."""
+    previous = previous if previous is not None else latest_model(engine)
+    try:
+        estimator = make_segmenter(config, features).fit(features)
+    except ValueError as exc:
+        raise DataError(f"segmentation: {exc}") from None
+    history: dict[str, Any] = {}
+    before = _unpickled(previous) if previous is not None else None
+    if previous is not None and before is not None:
+        matching = match_segments(before, estimator)
+        members = read_frame(engine, "SELECT customer_id, segment_id FROM segment_membership")
+        after = pd.Series(estimator.labels_, index=features.index)
+        history = {
+            "previous_version": previous.version,
+            "matching": dataclasses.asdict(matching),
+            "new_ids": matching.new_ids,
+            "migration": migration_matrix(members.set_index("customer_id")["segment_id"], after)
+            if len(members)
+            else None,
+        }
+    estimator.history_ = history
     _drop_training_labels(estimator)
     profiles = [_profile_dict(p) for p in estimator.profiles_]
-    version = (stored.version or 0) + 1 if stored is not None else 1
+    version = (previous.version or 0) + 1 if previous is not None else 1
     if persist:
         row = SegmentModel(
             created_at=now,
-            algorithm=config.model,
-            k=config.k,
+            algorithm=estimator.algorithm_,
+            k=estimator.k_,
             settings=_settings(config),
             profiles=profiles,
             blob=pickle.dumps(estimator),
@@ -88,29 +206,54 @@ def ensure_model(
             session.refresh(row)
             assert row.version is not None
             version = row.version
-    return FittedSegments(version, estimator, _named(profiles, config), True)
+    return FittedSegments(
+        version,
+        estimator,
+        _named(profiles, config),
+        True,
+        now,
+        history.get("migration"),
+        list(history.get("new_ids", [])),
+    )
+
+
+def _unpickled(stored: SegmentModel) -> Segmenter | None:
+    """The stored estimator, or None when it was written by a version of this tool whose classes
+    no longer load (its ids cannot be matched then; the new model numbers its own)."""
+    try:
+        estimator = pickle.loads(stored.blob)
+    except (AttributeError, ImportError, pickle.UnpicklingError):
+        return None
+    return estimator if isinstance(estimator, Segmenter) and hasattr(estimator, "k_") else None
 
 
 def _drop_training_labels(estimator: Segmenter) -> None:
     """Forget the per-row training labels: they are not needed to assign customers, and at a
     million customers they are most of the pickled model's size."""
-    for owner in (estimator, estimator.pipeline_[-1]):
+    for owner in (estimator, estimator.clusterer_):
         if hasattr(owner, "labels_"):
             del owner.labels_
 
 
 def _profile_dict(profile: Any) -> dict[str, Any]:
     data: dict[str, Any] = dataclasses.asdict(profile)
+    if data["revenue_share"] != data["revenue_share"]:  # NaN is not JSON (PostgreSQL refuses it)
+        data["revenue_share"] = None
     return data
 
 
 def _named(profiles: list[dict[str, Any]], config: SegmentationConfig) -> list[dict[str, Any]]:
     """Apply the business names from config; unknown ids and duplicate names are config errors."""
+    plain = [{**p, "revenue_share": _nan(p["revenue_share"])} for p in profiles]
     try:
-        named = profiles_with_names([SegmentProfile(**p) for p in profiles], config.names)
+        named = profiles_with_names([SegmentProfile(**p) for p in plain], config.names)
     except ValueError as exc:
         raise ConfigError(f"segmentation.{exc}") from None
     return [_profile_dict(p) for p in named]
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def record_membership(
@@ -188,3 +331,80 @@ def _delete_members(engine: Engine, customer_ids: list[str]) -> None:
                 text(f"DELETE FROM segment_membership WHERE customer_id IN ({marks})"),
                 {f"c{i}": c for i, c in enumerate(chunk)},
             )
+
+
+# ------------------------------------------------------------------------- campaign segment ...
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What ``campaign segment assign`` did: the model used and customers per segment."""
+
+    model: FittedSegments
+    sizes: dict[int, int]
+    entered: int
+    exited: int
+
+
+@dataclass(frozen=True)
+class SegmentReport:
+    """A stored model's report: the plain data, and the features it describes (for plots)."""
+
+    model: FittedSegments
+    data: dict[str, Any]
+    features: pd.DataFrame
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def fit_segments(config: Config, at: datetime | None = None) -> FittedSegments:
+    """``campaign segment fit``: fit and store a new model version on the features at ``at``,
+    keeping the previous version's segment ids."""
+    at = at or _now()
+    with opened_store(config.store.url, config.root) as engine:
+        shop, _ = ensure_data(engine, config)
+        features = segment_features(shop, config.segmentation, at)
+        return fit_model(engine, config.segmentation, features, at)
+
+
+def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
+    """``campaign segment assign``: assign every customer with the current model (fitting one
+    when there is none or the settings changed) and record memberships and events (run 0)."""
+    at = at or _now()
+    with opened_store(config.store.url, config.root) as engine:
+        shop, _ = ensure_data(engine, config)
+        features = segment_features(shop, config.segmentation, at)
+        model = ensure_model(engine, config.segmentation, features, at)
+        ids = pd.Series(model.estimator.predict(features), index=features.index)
+        entered, exited = record_membership(engine, 0, model.version, ids, at)
+    counts = ids.value_counts()
+    sizes = {p: int(counts.get(p, 0)) for p in sorted(model.names)}
+    return Assignment(model, sizes, entered, exited)
+
+
+def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
+    """``campaign segment report``: the newest stored model's report, with the features at
+    ``at`` (default: the time the model was fitted at) for the plots.
+
+    :raises StoreError: when no model has been fitted yet
+    """
+    with opened_store(config.store.url, config.root) as engine:
+        stored = latest_model(engine)
+        if stored is None:
+            raise StoreError(
+                "no segmentation model in the store yet; run 'campaign segment fit' first"
+            )
+        model = load_model(stored, config.segmentation)
+        shop, _ = ensure_data(engine, config)
+    features = segment_features(shop, config.segmentation, at or stored.created_at)
+    data = report_data(
+        model.estimator,
+        model.profiles,
+        model.version,
+        model.created_at,
+        model.migration,
+        model.new_ids,
+    )
+    return SegmentReport(model, data, features)

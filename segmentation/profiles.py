@@ -11,7 +11,10 @@ giving e.g. ``"High spend, recent, frequent"``. The spend band is asymmetric bec
 skewed to the right: a few large customers lift the mean and the standard deviation, so a
 segment of ordinary small buyers sits only a little below the mean (its z-score cannot fall below
 ``-mean / std``, about -0.45 on the CDNOW data), while big spenders sit far above it. A column
-missing from the data drops its term; with none of the three the name is ``"Segment <id>"``.
+missing from the data drops its term. With none of the three (customer tables such as the
+Wholesale layout) the name lists the two columns farthest from the population, such as ``"High
+Grocery, high Detergents_Paper"``, or ``"Typical"`` when no column is a quarter of a standard
+deviation away.
 
 Two segments can get the same name; the one with the smaller id (the higher spending one) keeps
 it and the others get ``" (2)"``, ``" (3)"``, … appended, so names are unique within a model.
@@ -31,6 +34,11 @@ import pandas as pd
 HIGH_SPEND_Z = 0.5
 #: z-score of mean spend at or below which a segment is "Low spend".
 LOW_SPEND_Z = -0.2
+#: Without RFM columns, the smallest |z-score| that a column needs to appear in a name.
+TRAIT_Z = 0.25
+#: The column whose sum is a segment's revenue: ``monetary``, else ``total_spend`` (see
+#: :func:`spend_column`).
+SPEND_COLUMNS: tuple[str, ...] = ("monetary", "total_spend")
 
 
 @dataclass(frozen=True)
@@ -70,44 +78,59 @@ class SegmentProfile:
 def profile_segments(
     X: pd.DataFrame,
     labels: npt.NDArray[np.integer],
-    k: int,
+    k: int | Sequence[int],
 ) -> list[SegmentProfile]:
-    """Profiles of segments ``1..k`` given each row's segment id in ``labels``.
+    """Profiles of segments ``1..k`` (or of the segment ids listed in ``k``) given each row's
+    segment id in ``labels``.
 
-    The population statistics are those of the whole of ``X``; the names are unique.
+    The population statistics are those of the whole of ``X``; the names are unique. A segment
+    without members has size 0 and means, medians and z-scores of 0.
     """
+    ids = list(range(1, k + 1)) if isinstance(k, int) else [int(i) for i in k]
     population_mean = X.mean()
     population_std = X.std(ddof=0)
     grouped = X.groupby(labels, sort=True)
-    means = grouped.mean().reindex(range(1, k + 1))
-    medians = grouped.median().reindex(range(1, k + 1))
-    sizes = np.bincount(labels, minlength=k + 1)[1 : k + 1]
+    means = grouped.mean().reindex(ids)
+    medians = grouped.median().reindex(ids)
+    counts = pd.Series(labels).value_counts()
+    sizes = [int(counts.get(i, 0)) for i in ids]
     scale = population_std.where(population_std > 0)
     zscores = ((means - population_mean) / scale).fillna(0.0)
 
     total = len(X)
-    if "monetary" in X.columns:
-        revenue = X["monetary"].groupby(labels).sum().reindex(range(1, k + 1), fill_value=0.0)
-        total_revenue = float(X["monetary"].sum())
+    spend = spend_column(X)
+    if spend is not None:
+        revenue = X[spend].groupby(labels).sum().reindex(ids, fill_value=0.0)
+        total_revenue = float(X[spend].sum())
         revenue_shares = (revenue / total_revenue if total_revenue else revenue * 0.0).tolist()
     else:
-        revenue_shares = [float("nan")] * k
+        revenue_shares = [float("nan")] * len(ids)
 
-    mean_rows, median_rows, z_rows = _rows(means), _rows(medians), _rows(zscores)
-    names = unique_names([describe(z_rows[i], i + 1) for i in range(k)])
+    mean_rows, median_rows = _rows(means.fillna(0.0)), _rows(medians.fillna(0.0))
+    z_rows = _rows(zscores)
+    names = unique_names([describe(z_rows[i], ids[i]) for i in range(len(ids))])
     return [
         SegmentProfile(
-            segment_id=i + 1,
+            segment_id=ids[i],
             name=names[i],
-            size=int(sizes[i]),
+            size=sizes[i],
             share=float(sizes[i] / total) if total else 0.0,
             revenue_share=float(revenue_shares[i]),
             means=mean_rows[i],
             medians=median_rows[i],
             zscores=z_rows[i],
         )
-        for i in range(k)
+        for i in range(len(ids))
     ]
+
+
+def spend_column(X: pd.DataFrame) -> str | None:
+    """The first of :data:`SPEND_COLUMNS` that ``X`` has with a non-zero total (a customer
+    table without a transaction log has ``monetary`` 0 throughout), or None."""
+    for column in SPEND_COLUMNS:
+        if column in X.columns and X[column].astype(np.float64).abs().sum() > 0:
+            return column
+    return None
 
 
 def describe(zscores: Mapping[str, float], segment_id: int) -> str:
@@ -123,8 +146,21 @@ def describe(zscores: Mapping[str, float], segment_id: int) -> str:
     if "frequency" in zscores:
         parts.append("frequent" if zscores["frequency"] > 0 else "occasional")
     if not parts:
-        return f"Segment {segment_id}"
+        return _describe_traits(zscores, segment_id)
     name = ", ".join(parts)
+    return name[0].upper() + name[1:]
+
+
+def _describe_traits(zscores: Mapping[str, float], segment_id: int) -> str:
+    """Without RFM columns: the (at most) two columns farthest from the population mean, at
+    least :data:`TRAIT_Z` away, as in ``"High Grocery, low Fresh"``."""
+    strongest = sorted(
+        ((name, z) for name, z in zscores.items() if abs(z) >= TRAIT_Z),
+        key=lambda item: (-abs(item[1]), item[0]),
+    )[:2]
+    if not strongest:
+        return "Typical" if zscores else f"Segment {segment_id}"
+    name = ", ".join(f"{'high' if z > 0 else 'low'} {column}" for column, z in strongest)
     return name[0].upper() + name[1:]
 
 

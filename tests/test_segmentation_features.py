@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from segmentation import RFM_COLUMNS, rfm_features
+from segmentation.features import category_shares
+from segmentation.traits import trait_features
 
 AT = datetime(2024, 7, 1)
 
@@ -126,3 +129,103 @@ def test_duplicate_customer_ids_are_rejected(
         ValueError, match=r"^customers.customer_id must be unique; repeated: \['A'\]$"
     ):
         rfm_features(transactions, doubled, AT)
+
+
+# ------------------------------------------------------------------- returns and cancellations
+
+
+def test_returns_and_cancellations_reduce_spend_but_are_not_orders(
+    transactions: pd.DataFrame, customers: pd.DataFrame
+) -> None:
+    extra = pd.DataFrame(
+        [
+            # A returns one item of invoice 2 on 06-20: a negative line, not an order.
+            ("R1", "A", "p1", -1, 15.0, "2024-06-20 00:00"),
+            # B's invoice C7 is a cancellation written with a positive quantity: a refund too.
+            ("C7", "B", "p1", 1, 10.0, "2024-06-30 18:00"),
+        ],
+        columns=transactions.columns,
+    ).astype({"invoiced_at": "datetime64[ns]"})
+    features = rfm_features(pd.concat([transactions, extra], ignore_index=True), customers, AT)
+
+    # A: 40 - 15 = 25 spent; still two orders, last order 06-01 (30 days), not the return.
+    assert features.loc["A"].tolist() == [30.0, 2.0, 25.0, 182.0, 12.5]
+    # B: 100 - 10 = 90; the cancellation neither counts as an order nor refreshes recency.
+    assert features.loc["B"].tolist() == [0.5, 2.0, 90.0, 137.0, 45.0]
+
+
+# ------------------------------------------------------------------------------ category shares
+
+
+def test_category_shares(transactions: pd.DataFrame, customers: pd.DataFrame) -> None:
+    products = pd.DataFrame(
+        {"product_id": ["p1", "p2"], "name": ["Beans", "Tea"], "category": ["Coffee", "Loose Tea"]}
+    )
+    shares = category_shares(transactions, customers, products, AT)
+
+    # p3 is not in the catalogue: "other". A: p1 20 + 15, p2 5 -> 35/40 and 5/40 (invoice 9 with
+    # p3 is after AT, so "other" has no spend up to AT and is left out). B: p2 60, p1 40.
+    assert shares.columns.tolist() == ["share_coffee", "share_loose_tea"]
+    assert shares.loc["A"].tolist() == [35 / 40, 5 / 40]
+    assert shares.loc["B"].tolist() == [0.4, 0.6]
+    assert shares.loc["C"].tolist() == [0.0, 0.0]
+    later = category_shares(transactions, customers, products, datetime(2024, 8, 1))
+    assert later.columns.tolist() == ["share_coffee", "share_loose_tea", "share_other"]
+    assert later.loc["A", "share_other"] == pytest.approx(1000 / 1040)
+
+
+# --------------------------------------------------------------------- customer table features
+
+
+def test_trait_features_derive_age_children_and_total_spend() -> None:
+    people = pd.DataFrame(
+        {
+            "customer_id": ["1", "2"],
+            "Year_Birth": [1980, 1995],
+            "Kidhome": [1, 0],
+            "Teenhome": [1, 0],
+            "MntWines": [100, 5],
+            "MntMeat": [50, "n/a"],
+            "Income": [50_000, None],
+            "Education": ["PhD", None],
+        }
+    )
+    traits = trait_features(
+        people,
+        ["Income"],
+        {"age": "Year_Birth", "children": ["Kidhome", "Teenhome"], "total_spend": ["MntWines"]},
+        ["Education"],
+        at=datetime(2024, 7, 1),
+    )
+
+    assert traits.columns.tolist() == ["Income", "age", "children", "total_spend", "Education"]
+    assert traits["age"].tolist() == [44.0, 29.0]
+    assert traits["children"].tolist() == [2.0, 0.0]
+    assert traits["Income"].isna().tolist() == [False, True]
+    assert traits["Education"].tolist()[0] == "PhD"
+    assert pd.isna(traits["Education"].tolist()[1])
+    # A value that is not a number becomes missing (then imputed and counted).
+    spend = trait_features(people, derived={"total_spend": ["MntWines", "MntMeat"]})
+    assert spend["total_spend"].tolist()[0] == 150.0
+    assert np.isnan(spend["total_spend"].tolist()[1])
+
+
+def test_trait_features_name_a_missing_column() -> None:
+    people = pd.DataFrame({"customer_id": ["1"], "Income": [1.0]})
+    with pytest.raises(
+        KeyError, match=r"customers have no column\(s\) \['Fresh'\]; their columns are: "
+    ):
+        trait_features(people, ["Income", "Fresh"])
+
+
+def test_a_shared_invoice_number_counts_once_for_each_customer(
+    transactions: pd.DataFrame, customers: pd.DataFrame
+) -> None:
+    # B also appears on A's invoice 1 (two lines): one more order for B, none more for A.
+    shared = pd.DataFrame(
+        [("1", "B", "p1", 1, 5.0, "2024-02-01"), ("1", "B", "p2", 1, 5.0, "2024-02-01")],
+        columns=transactions.columns,
+    ).astype({"invoiced_at": "datetime64[ns]"})
+    features = rfm_features(pd.concat([transactions, shared], ignore_index=True), customers, AT)
+
+    assert features["frequency"].tolist() == [0.0, 2.0, 3.0]

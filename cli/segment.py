@@ -1,0 +1,212 @@
+"""``campaign segment fit | assign | report``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from campaigns.config import load_config
+from campaigns.segments import (
+    FittedSegments,
+    assign_segments,
+    fit_segments,
+    segment_report,
+)
+from cli.errors import handles_errors
+from cli.options import at_option, config_option
+from cli.output import console
+from segmentation.report import report_data
+
+
+@click.group("segment")
+def segment_group() -> None:
+    """Fit, assign and report customer segments.
+
+    Example: campaign segment fit && campaign segment report --html segments.html
+    """
+
+
+@segment_group.command("fit")
+@config_option
+@at_option
+@handles_errors
+def fit_command(config_path: Path, at: datetime | None) -> None:
+    """Fit a new segmentation model version on the features at --at; ids stay stable.
+
+    Example: campaign segment fit --at 2026-11-23
+    """
+    config = load_config(config_path)
+    model = fit_segments(config, at)
+    out = console()
+    data = _data(model)
+    out.print(
+        f"Segmentation model v{model.version}: {data['model']['algorithm']}, "
+        f"{data['model']['k']} segments. {data['model']['k_reason']}."
+    )
+    _print_segments(out, data)
+    _print_search(out, data)
+    if data["model"]["new_segments"]:
+        new = ", ".join(str(i) for i in data["model"]["new_segments"])
+        out.print(f"New segment ids (no match in the previous version): {new}")
+    if data["migration"]:
+        _print_migration(out, data)
+
+
+@segment_group.command("assign")
+@config_option
+@at_option
+@handles_errors
+def assign_command(config_path: Path, at: datetime | None) -> None:
+    """Assign every customer with the current model and record who entered or left a segment.
+
+    Example: campaign segment assign --at 2026-11-23T09:00
+    """
+    config = load_config(config_path)
+    result = assign_segments(config, at)
+    out = console()
+    fitted = "fitted now" if result.model.fitted_now else "stored"
+    out.print(f"Segmentation model v{result.model.version} ({fitted}).")
+    table = Table()
+    table.add_column("segment")
+    table.add_column("customers", justify="right")
+    for segment_id, size in result.sizes.items():
+        table.add_row(f"{segment_id} {result.model.names[segment_id]}", f"{size:,}")
+    out.print(table)
+    out.print(f"{result.entered:,} customers entered a segment, {result.exited:,} left one.")
+
+
+@segment_group.command("report")
+@config_option
+@at_option
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (plots embedded) to this file.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: per segment id, name, size and feature means; per k the metrics and stability.",
+)
+@handles_errors
+def report_command(
+    config_path: Path, at: datetime | None, html_path: Path | None, output_format: str
+) -> None:
+    """Report the current segmentation model: segments, profiles, choice of k, stability.
+
+    The plots use the features at --at (default: when the model was fitted).
+
+    Example: campaign segment report --html segments.html --format json
+    """
+    config = load_config(config_path)
+    report = segment_report(config, at)
+    if html_path is not None:
+        from segmentation.html import render_html
+
+        html_path.write_text(
+            render_html(
+                report.model.estimator, report.data, report.features, config.segmentation.seed
+            ),
+            encoding="utf-8",
+        )
+    if output_format == "json":
+        click.echo(json.dumps(report.data, indent=2))
+        return
+    out = console()
+    model = report.data["model"]
+    out.print(
+        f"Segmentation model v{model['version']}: {model['algorithm']}, {model['k']} segments, "
+        f"fitted at {model['fitted_at']}. {model['k_reason']}."
+    )
+    _print_segments(out, report.data)
+    _print_search(out, report.data)
+    if report.data["migration"]:
+        _print_migration(out, report.data)
+    if html_path is not None:
+        out.print(f"Wrote {html_path}")
+
+
+def _data(model: FittedSegments) -> dict[str, Any]:
+    return report_data(
+        model.estimator,
+        model.profiles,
+        model.version,
+        model.created_at,
+        model.migration,
+        model.new_ids,
+    )
+
+
+def _print_segments(out: Console, data: dict[str, Any]) -> None:
+    table = Table(title="Segments")
+    for column in ("id", "name", "customers", "share", "revenue"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for segment in data["segments"]:
+        revenue = segment["revenue_share"]
+        table.add_row(
+            str(segment["id"]),
+            segment["name"],
+            f"{segment['size']:,}",
+            f"{segment['share']:.1%}",
+            "" if revenue is None else f"{revenue:.1%}",
+        )
+    out.print(table)
+
+
+def _print_search(out: Console, data: dict[str, Any]) -> None:
+    table = Table(title="Quality by k (* chosen)")
+    for column in (
+        "k",
+        "inertia",
+        "silhouette",
+        "Calinski-Harabasz",
+        "Davies-Bouldin",
+        "stability (ARI)",
+        "held-out (ARI)",
+    ):
+        table.add_column(column, justify="right")
+    for score in data["k_search"]:
+        mark = "*" if score["k"] == data["chosen_k"] else ""
+        table.add_row(
+            f"{score['k']}{mark}",
+            _number(score["inertia"], ",.0f"),
+            _number(score["silhouette"], ".3f"),
+            _number(score["calinski_harabasz"], ",.1f"),
+            _number(score["davies_bouldin"], ".3f"),
+            _number(score["stability"], ".3f")
+            + ("" if score["stability_std"] is None else f" ± {score['stability_std']:.3f}"),
+            _number(score["holdout"], ".3f"),
+        )
+    out.print(table)
+    if data["knee"] is not None:
+        out.print(f"Elbow (knee of the inertia curve): k = {data['knee']}")
+
+
+def _print_migration(out: Console, data: dict[str, Any]) -> None:
+    migration: dict[str, dict[str, int]] = data["migration"]
+    news = sorted({n for row in migration.values() for n in row}, key=_id_key)
+    table = Table(title="Customers moved (rows: previous segment, columns: new segment)")
+    table.add_column("from")
+    for new in news:
+        table.add_column(new, justify="right")
+    for old in sorted(migration, key=_id_key):
+        table.add_row(old, *(f"{migration[old].get(n, 0):,}" for n in news))
+    out.print(table)
+
+
+def _id_key(value: str) -> tuple[int, str]:
+    return (int(value), "") if value.isdigit() else (10**9, value)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
