@@ -44,7 +44,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _datetime_strings(column: pd.Series) -> pd.Series:
+def datetime_strings(column: pd.Series) -> pd.Series:
+    """Naive-UTC storage strings (``2026-11-23 09:00:00.000000``); None for missing times."""
     values = pd.to_datetime(column)
     if values.dt.tz is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -73,7 +74,7 @@ def prepare_frame(frame: pd.DataFrame, json_columns: Sequence[str] = ()) -> pd.D
         if name in json_columns:
             out[name] = _json_strings(column)
         elif pd.api.types.is_datetime64_any_dtype(column):
-            out[name] = _datetime_strings(column)
+            out[name] = datetime_strings(column)
         else:
             converted = column.astype(object)
             out[name] = converted.where(column.notna(), None)

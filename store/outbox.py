@@ -7,13 +7,19 @@ that expires (a killed run) makes the batch claimable again, so nothing is lost.
 
 from __future__ import annotations
 
+import io
+import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Engine, text
 
-from store.bulk import prepare_frame, read_frame, time_param
+from store.bulk import datetime_strings, read_frame, time_param
 
 MESSAGE_COLUMNS = (
     "idempotency_key",
@@ -31,46 +37,132 @@ MESSAGE_COLUMNS = (
     "status",
     "attempts",
     "created_at",
+    "next_attempt_at",
+    "headers",
 )
 
 _CHUNK = 20_000
 
 
-def existing_keys(engine: Engine, campaign: str, window: str) -> set[str]:
-    """Idempotency keys already in the outbox for one campaign window."""
-    frame = read_frame(
+def existing_keys(engine: Engine, campaign: str, windows: Collection[str]) -> set[str]:
+    """Idempotency keys already in the outbox for some of a campaign's trigger windows."""
+    keys: set[str] = set()
+    distinct = sorted(set(windows))
+    for start in range(0, len(distinct), 500):
+        chunk = distinct[start : start + 500]
+        marks = ", ".join(f":w{i}" for i in range(len(chunk)))
+        frame = read_frame(
+            engine,
+            f'SELECT idempotency_key FROM message WHERE campaign = :c AND "window" IN ({marks})',
+            params={"c": campaign, **{f"w{i}": w for i, w in enumerate(chunk)}},
+        )
+        keys.update(frame["idempotency_key"])
+    return keys
+
+
+def history(engine: Engine, since: datetime) -> pd.DataFrame:
+    """Messages planned after ``since`` that were not given up on (for frequency caps)."""
+    return read_frame(
         engine,
-        'SELECT idempotency_key FROM message WHERE campaign = :c AND "window" = :w',
-        params={"c": campaign, "w": window},
+        "SELECT customer_id, campaign, created_at FROM message WHERE created_at > :since "
+        "AND status NOT IN ('failed', 'bounced')",
+        params={"since": time_param(since)},
+        datetime_columns=["created_at"],
     )
-    return set(frame["idempotency_key"])
 
 
 def enqueue(engine: Engine, messages: pd.DataFrame) -> int:
-    """Insert planned messages, skipping any whose idempotency key exists; return how many."""
+    """Insert planned messages, skipping any whose idempotency key exists; return how many.
+
+    One transaction. SQLite: ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``.
+    PostgreSQL: ``COPY`` (CSV written by Arrow) straight into the table; if a key already exists
+    (COPY cannot skip duplicates) it rolls back to a savepoint and copies into a temporary table
+    instead, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+    """
     if messages.empty:
         return 0
-    frame = messages.assign(status="queued", attempts=0)[list(MESSAGE_COLUMNS)]
-    prepared = prepare_frame(frame)
-    columns = ", ".join(f'"{c}"' for c in prepared.columns)
-    marks = ", ".join(f":{c}" for c in prepared.columns)
-    sql = text(
-        f"INSERT INTO message ({columns}) VALUES ({marks}) ON CONFLICT (idempotency_key) DO NOTHING"
-    )
-    records: list[dict[str, Any]] = prepared.to_dict("records")  # type: ignore[assignment]
-    run_id = int(frame["run_id"].iloc[0])
-    with engine.begin() as connection:
-        before = _count_run(connection, run_id)
-        for start in range(0, len(records), _CHUNK):
-            connection.execute(sql, records[start : start + _CHUNK])
-        return _count_run(connection, run_id) - before
+    # Optional columns (next_attempt_at, headers) a caller left out are stored as NULL.
+    frame = messages.assign(status="queued", attempts=0).reindex(columns=list(MESSAGE_COLUMNS))
+    columns = ", ".join(f'"{c}"' for c in MESSAGE_COLUMNS)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            added = _copy_new(cursor, frame, columns)
+        else:
+            marks = ", ".join("?" for _ in MESSAGE_COLUMNS)
+            sql = (
+                f"INSERT INTO message ({columns}) VALUES ({marks}) "
+                "ON CONFLICT (idempotency_key) DO NOTHING"
+            )
+            before = raw.total_changes
+            for start in range(0, len(frame), _CHUNK):
+                cursor.executemany(sql, _rows(frame.iloc[start : start + _CHUNK]))
+            added = int(raw.total_changes) - int(before)
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    return added
 
 
-def _count_run(connection: Any, run_id: int) -> int:
-    result = connection.execute(
-        text("SELECT COUNT(*) FROM message WHERE run_id = :r"), {"r": run_id}
+def _copy_new(cursor: Any, frame: pd.DataFrame, columns: str) -> int:
+    data = _csv(frame)
+    copy_sql = "COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true)"
+    cursor.execute("SAVEPOINT enqueue")
+    try:
+        with cursor.copy(copy_sql.format(table="message", columns=columns)) as copy:
+            copy.write(data)
+    except psycopg.errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT enqueue")
+    else:
+        cursor.execute("RELEASE SAVEPOINT enqueue")
+        return len(frame)
+    cursor.execute(
+        f"CREATE TEMP TABLE message_stage ON COMMIT DROP AS SELECT {columns} FROM message "
+        "WITH NO DATA"
     )
-    return int(result.scalar_one())
+    with cursor.copy(copy_sql.format(table="message_stage", columns=columns)) as copy:
+        copy.write(data)
+    cursor.execute(
+        f"INSERT INTO message ({columns}) SELECT {columns} FROM message_stage "
+        "ON CONFLICT (idempotency_key) DO NOTHING"
+    )
+    return int(cursor.rowcount)
+
+
+def _storage_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Datetime columns as storage strings, the others as they are."""
+    return {
+        name: (
+            datetime_strings(frame[name])
+            if pd.api.types.is_datetime64_any_dtype(frame[name])
+            or name in ("created_at", "next_attempt_at")
+            else frame[name]
+        )
+        for name in frame.columns
+    }
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples (times as storage strings, NaN as None), built column-wise."""
+    lists = []
+    for column in _storage_columns(frame).values():
+        values = column.tolist()
+        if column.isna().any():
+            values = [None if v is None or v != v else v for v in values]
+        lists.append(values)
+    return list(zip(*lists, strict=True))
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    """The frame as CSV for COPY: strings quoted, NULL as an unquoted empty field."""
+    table = pa.Table.from_pandas(pd.DataFrame(_storage_columns(frame)), preserve_index=False)
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink)
+    return sink.getvalue()
 
 
 def claim(
@@ -81,25 +173,30 @@ def claim(
     limit: int = 10_000,
     lease: timedelta = timedelta(minutes=5),
 ) -> pd.DataFrame:
-    """Claim up to ``limit`` queued (or lease-expired) messages of ``channel`` for ``worker``.
+    """Claim up to ``limit`` deliverable messages of ``channel`` for ``worker``.
+
+    Deliverable: queued and due (``next_attempt_at`` unset or passed), or sending under a lease
+    that has expired (its worker died). The batch's ``claimed_by`` is ``worker`` plus a token
+    unique to this claim, so the marks that follow touch only this batch.
 
     PostgreSQL: the rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent workers take
     different batches. SQLite has no row locks; its single writer makes the UPDATE atomic.
     """
     skip_locked = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
-    until = time_param(now + lease)
+    token = f"{worker}#{uuid.uuid4().hex[:8]}"
     with engine.begin() as connection:
         connection.execute(
             text(
-                "UPDATE message SET status = 'sending', claimed_by = :worker, "
+                "UPDATE message SET status = 'sending', claimed_by = :token, "
                 "claimed_until = :until, attempts = attempts + 1 "
                 "WHERE id IN (SELECT id FROM message WHERE channel = :channel AND "
-                "(status = 'queued' OR (status = 'sending' AND claimed_until < :now)) "
+                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)) "
+                "OR (status = 'sending' AND claimed_until < :now)) "
                 f"ORDER BY id LIMIT :limit{skip_locked})"
             ),
             {
-                "worker": worker,
-                "until": until,
+                "token": token,
+                "until": time_param(now + lease),
                 "channel": channel,
                 "now": time_param(now),
                 "limit": limit,
@@ -107,27 +204,54 @@ def claim(
         )
     return read_frame(
         engine,
-        "SELECT * FROM message WHERE claimed_by = :worker AND status = 'sending' "
-        "AND channel = :channel ORDER BY id",
-        params={"worker": worker, "channel": channel},
+        "SELECT * FROM message WHERE claimed_by = :token AND status = 'sending' ORDER BY id",
+        params={"token": token},
     )
 
 
+def extend_lease(engine: Engine, claimed_by: str, until: datetime) -> int:
+    """Push back the lease of the batch claimed as ``claimed_by``; return how many rows it holds."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            text(
+                "UPDATE message SET claimed_until = :until "
+                "WHERE claimed_by = :token AND status = 'sending'"
+            ),
+            {"until": time_param(until), "token": claimed_by},
+        )
+    return int(result.rowcount)
+
+
+def has_deliverable(engine: Engine, channel: str, now: datetime) -> bool:
+    """Whether :func:`claim` would find anything for ``channel`` at ``now``."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            text(
+                "SELECT 1 FROM message WHERE channel = :channel AND "
+                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)) "
+                "OR (status = 'sending' AND claimed_until < :now)) LIMIT 1"
+            ),
+            {"channel": channel, "now": time_param(now)},
+        ).first()
+    return found is not None
+
+
 def mark_sent(engine: Engine, ids: list[int], destinations: list[str | None], at: datetime) -> None:
-    """Mark messages sent, with where they went (one UPDATE per destination and id chunk)."""
+    """Mark messages sent, with where they went (one UPDATE per destination and id chunk).
+
+    ``claimed_by`` stays, recording which worker sent each message.
+    """
     by_destination: dict[str | None, list[int]] = {}
     for message_id, destination in zip(ids, destinations, strict=True):
         by_destination.setdefault(destination, []).append(message_id)
     with engine.begin() as connection:
         for destination, group in by_destination.items():
-            for start in range(0, len(group), _ID_CHUNK):
-                chunk = group[start : start + _ID_CHUNK]
-                marks = ", ".join(str(int(i)) for i in chunk)
+            for chunk in _id_chunks(group):
                 connection.execute(
                     text(
                         "UPDATE message SET status = 'sent', sent_at = :at, destination = :dest, "
-                        "claimed_by = NULL, claimed_until = NULL, last_error = NULL "
-                        f"WHERE id IN ({marks})"
+                        "claimed_until = NULL, last_error = NULL, next_attempt_at = NULL "
+                        f"WHERE id IN ({chunk})"
                     ),
                     {"dest": destination, "at": time_param(at)},
                 )
@@ -137,18 +261,87 @@ def mark_sent(engine: Engine, ids: list[int], destinations: list[str | None], at
 _ID_CHUNK = 5_000
 
 
+def _id_chunks(ids: list[int]) -> list[str]:
+    return [
+        ", ".join(str(int(i)) for i in ids[start : start + _ID_CHUNK])
+        for start in range(0, len(ids), _ID_CHUNK)
+    ]
+
+
 def mark_failed(engine: Engine, ids: list[int], errors: list[str]) -> None:
-    """Mark messages failed with their error (they stay out of delivery until retried)."""
+    """Mark messages failed for good with their error; they leave delivery."""
+    _set_status(engine, "failed", ids, errors)
+
+
+def mark_retry(engine: Engine, ids: list[int], errors: list[str], retry_at: list[datetime]) -> None:
+    """Queue messages again after a transient error, to be claimed from ``retry_at`` on."""
     if not ids:
         return
     with engine.begin() as connection:
         connection.execute(
             text(
-                "UPDATE message SET status = 'failed', last_error = :err, "
-                "claimed_by = NULL, claimed_until = NULL WHERE id = :id"
+                "UPDATE message SET status = 'queued', last_error = :err, next_attempt_at = :next, "
+                "claimed_by = NULL, claimed_until = NULL WHERE id = :id AND status = 'sending'"
             ),
-            [{"id": i, "err": e} for i, e in zip(ids, errors, strict=True)],
+            [
+                {"id": i, "err": e, "next": time_param(t)}
+                for i, e, t in zip(ids, errors, retry_at, strict=True)
+            ],
         )
+
+
+def mark_bounced(engine: Engine, ids: list[int], errors: list[str], at: datetime) -> int:
+    """Mark messages bounced and suppress their customers; return how many were newly suppressed.
+
+    A bounce is the receiving server refusing the address for good (SMTP 5xx on the recipient):
+    later runs leave the customer out, as the planner skips suppressed customers.
+    """
+    if not ids:
+        return 0
+    _set_status(engine, "bounced", ids, errors)
+    reasons = dict(zip(ids, errors, strict=True))
+    with engine.begin() as connection:
+        before = int(connection.execute(text("SELECT COUNT(*) FROM suppression")).scalar_one())
+        for chunk in _id_chunks(ids):
+            rows = connection.execute(
+                text(f"SELECT id, customer_id FROM message WHERE id IN ({chunk})")
+            ).all()
+            connection.execute(
+                text(
+                    "INSERT INTO suppression (customer_id, reason, created_at) "
+                    "VALUES (:c, :r, :at) ON CONFLICT (customer_id) DO NOTHING"
+                ),
+                [
+                    {"c": customer, "r": f"bounced: {reasons[int(i)]}"[:500], "at": time_param(at)}
+                    for i, customer in rows
+                ],
+            )
+        after = int(connection.execute(text("SELECT COUNT(*) FROM suppression")).scalar_one())
+    return after - before
+
+
+def _set_status(engine: Engine, status: str, ids: list[int], errors: list[str]) -> None:
+    if not ids:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE message SET status = :status, last_error = :err, next_attempt_at = NULL, "
+                "claimed_until = NULL WHERE id = :id"
+            ),
+            [{"id": i, "err": e, "status": status} for i, e in zip(ids, errors, strict=True)],
+        )
+
+
+def recent_errors(engine: Engine, limit: int = 5) -> pd.DataFrame:
+    """The latest messages with an error: failed, bounced, or queued for a retry."""
+    return read_frame(
+        engine,
+        "SELECT id, campaign, customer_id, recipient, channel, status, attempts, last_error "
+        "FROM message WHERE last_error IS NOT NULL AND status <> 'sent' "
+        "ORDER BY id DESC LIMIT :limit",
+        params={"limit": limit},
+    )
 
 
 def counts_by_status(engine: Engine) -> dict[str, int]:

@@ -1,14 +1,19 @@
 """The channel interface: how a batch of outbox messages leaves the building.
 
-A channel receives claimed outbox rows and reports, per message, where it went or why it
-failed. Adding a channel is one module beside this one plus one entry in
+A channel receives claimed outbox rows and reports, per message, one :class:`Result`: sent (and
+where), to be retried (a transient error: a timeout, a dropped connection, SMTP 4xx, HTTP 5xx),
+failed for good, or bounced (the address is refused for good; the customer is then suppressed).
+The drain loop turns those into outbox states, retry times and suppressions, so a channel never
+touches the store. Adding a channel is one module beside this one plus one entry in
 :func:`campaigns.delivery.make_channel`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 
 import pandas as pd
 
@@ -24,32 +29,85 @@ BATCH_COLUMNS = (
     "subject",
     "body_text",
     "body_html",
+    "headers",
+    "attempts",
 )
+
+
+class Fate(StrEnum):
+    """What became of one message."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One message's fate, with where it went (sent) or why not (the others)."""
+
+    fate: Fate
+    destination: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def sent(cls, destination: str) -> Result:
+        return cls(Fate.SENT, destination=destination)
+
+    @classmethod
+    def retry(cls, error: str) -> Result:
+        return cls(Fate.RETRY, error=error)
+
+    @classmethod
+    def failed(cls, error: str) -> Result:
+        return cls(Fate.FAILED, error=error)
+
+    @classmethod
+    def bounced(cls, error: str) -> Result:
+        return cls(Fate.BOUNCED, error=error)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to the messages of one batch, aligned with the batch's ``id`` column.
-
-    ``destinations[i]`` is where message ``ids[i]`` went (a file path, a mail server) or None if
-    it failed with ``errors[i]``.
-    """
+    """What happened to the messages of one batch: ``results[i]`` is message ``ids[i]``'s."""
 
     ids: list[int]
-    destinations: list[str | None]
-    errors: list[str | None]
+    results: list[Result]
 
 
 class Channel(ABC):
-    """A delivery channel (file export, SMTP, webhook)."""
+    """A delivery channel (file export, SMTP, webhook).
+
+    A channel may hold connections across batches; the drain loop calls :meth:`close` when done.
+    """
 
     name: str
+    #: Messages claimed and handed to :meth:`send` at once.
+    batch_size: int = 1_000
 
     @abstractmethod
     def send(self, batch: pd.DataFrame, label: str) -> Outcome:
         """Deliver every message of ``batch`` (rows of the outbox, :data:`BATCH_COLUMNS`).
 
+        It must not raise for a message's own failure: that is a :class:`Result`. It may raise
+        :class:`campaigns.errors.DeliveryError` when it cannot work at all; the batch then stays
+        claimed until its lease expires, and is delivered later.
+
         :param batch: the claimed messages, in outbox order
         :param label: names this delivery (run id and time), for file names and logs
-        :return: per message, where it went or the error
+        :return: one result per message
         """
+
+    def close(self) -> None:  # noqa: B027 - most channels hold nothing
+        """Release connections held between batches."""
+
+
+def message_id(idempotency_key: str, domain: str) -> str:
+    """A stable RFC 5322 Message-ID for a message: the same key always gives the same id.
+
+    Receivers (and mail servers) drop a second copy with a Message-ID they have seen, which is
+    what makes at-least-once delivery after a crash safe.
+    """
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"

@@ -1,0 +1,178 @@
+"""``campaign worker``, ``campaign pause``, ``campaign resume`` and ``campaign serve``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from campaigns.config import load_config
+from campaigns.delivery.control import pause_workspace, resume_workspace
+from campaigns.delivery.drain import DrainResult, worker_id
+from campaigns.delivery.worker import work
+from campaigns.scheduler import JobInfo, serve
+from cli.errors import handles_errors
+from cli.options import config_option
+from cli.output import console
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT (Ctrl-C), for a graceful stop; handlers restored after."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _totals(drained: DrainResult) -> str:
+    parts = [f"sent {sum(drained.sent.values()):,}"]
+    for label, counter in (
+        ("to retry", drained.retrying),
+        ("failed", drained.failed),
+        ("bounced", drained.bounced),
+    ):
+        if counter:
+            parts.append(f"{sum(counter.values()):,} {label}")
+    return ", ".join(parts)
+
+
+@click.command("worker")
+@config_option
+@click.option("--once", is_flag=True, help="Drain what is deliverable now, then exit.")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.01),
+    default=5.0,
+    show_default=True,
+    help="Seconds between looks at an empty outbox.",
+)
+@click.option(
+    "--channel", "channels", multiple=True, metavar="NAME", help="Only these channels (repeat)."
+)
+@handles_errors
+def worker_command(config_path: Path, once: bool, poll: float, channels: tuple[str, ...]) -> None:
+    """Deliver queued messages until stopped (SIGTERM or Ctrl-C finish the batch in hand).
+
+    Run several, on one machine or many, against one PostgreSQL store to deliver in parallel.
+
+    Example: campaign worker --poll 2 --channel email
+    """
+    config = load_config(config_path)
+    out = console()
+
+    def report(drained: DrainResult) -> None:
+        now = datetime.now(UTC)
+        if drained.handled:
+            out.print(f"{now:%H:%M:%S} {_totals(drained)}")
+        if drained.paused:
+            out.print(f"{now:%H:%M:%S} delivery is paused (campaign resume)")
+
+    with stop_on_signals() as stop:
+        if not once:
+            out.print(f"Worker {worker_id()} delivering (SIGTERM or Ctrl-C stops).")
+        totals = work(
+            config,
+            stop,
+            once=once,
+            poll_seconds=poll,
+            channels=list(channels) or None,
+            on_drain=report,
+        )
+    out.print(
+        f"Worker stopped: sent {sum(totals.sent.values()):,}, "
+        f"failed {sum(totals.failed.values()) + sum(totals.bounced.values()):,}."
+    )
+
+
+@click.command("pause")
+@config_option
+@handles_errors
+def pause_command(config_path: Path) -> None:
+    """Stop all delivery now (the kill switch); runs still plan and queue messages.
+
+    Example: campaign pause
+    """
+    config = load_config(config_path)
+    since = pause_workspace(config, datetime.now(UTC).replace(tzinfo=None))
+    console().print(
+        f"Delivery paused since {since:%Y-%m-%d %H:%M:%S} UTC: runs and workers send nothing "
+        "until campaign resume."
+    )
+
+
+@click.command("resume")
+@config_option
+@handles_errors
+def resume_command(config_path: Path) -> None:
+    """Undo campaign pause: the next run or worker delivers what is queued.
+
+    Example: campaign resume
+    """
+    config = load_config(config_path)
+    since, queued = resume_workspace(config)
+    if since is None:
+        console().print(f"Delivery was not paused; {queued:,} messages queued.")
+    else:
+        console().print(
+            f"Delivery resumed (paused since {since:%Y-%m-%d %H:%M:%S} UTC); "
+            f"{queued:,} messages queued."
+        )
+
+
+@click.command("serve")
+@config_option
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="Seconds between checks of config.toml for changes.",
+)
+@click.option(
+    "--check-every",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Minutes between runs of campaigns with data-driven triggers (segment, inactive, event).",
+)
+@handles_errors
+def serve_command(config_path: Path, poll: float, check_every: float) -> None:
+    """Run the scheduler daemon: each campaign runs when its trigger fires, until SIGTERM.
+
+    Example: campaign serve -c config.toml
+    """
+    out = console()
+
+    def started(jobs: list[JobInfo]) -> None:
+        out.print(f"Serving {config_path} with {len(jobs)} jobs (SIGTERM or Ctrl-C stops).")
+        for job in jobs:
+            when = f"{job.next_run:%Y-%m-%d %H:%M} UTC" if job.next_run else "never"
+            out.print(f"  {job.campaign}: next run {when}")
+
+    def event(line: str) -> None:
+        out.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {line}")
+
+    with stop_on_signals() as stop:
+        serve(
+            config_path,
+            stop,
+            poll_seconds=poll,
+            check_every=timedelta(minutes=check_every),
+            on_event=event,
+            on_start=started,
+        )
+    out.print("Stopped.")
