@@ -25,7 +25,10 @@ OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c not in {"status", 
 
 def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:
     """The link a template shows as ``unsubscribe_url``."""
-    return f"{base}?customer={quote(customer_id)}&campaign={quote(campaign)}"
+    # Most ids are letters and digits, which quote() would return unchanged.
+    safe_id = customer_id if customer_id.isalnum() else quote(customer_id)
+    safe_campaign = campaign if campaign.isalnum() else quote(campaign)
+    return f"{base}?customer={safe_id}&campaign={safe_campaign}"
 
 
 def customer_records(customers: pd.DataFrame, ids: pd.Series) -> list[dict[str, Any]]:

@@ -238,9 +238,11 @@ def _audience(
         {
             "customer_id": pd.Series(table.ids[rows], dtype=object),
             "segment_id": table.segments[rows],
-            "window": pd.Series(
-                occasions[rows] if occasions is not None else np.full(len(rows), window, object),
-                dtype=object,
+            # One window for everyone (a schedule): a one-category column, not a million strings.
+            "window": (
+                pd.Series(occasions[rows], dtype=object)
+                if occasions is not None
+                else pd.Categorical.from_codes(np.zeros(len(rows), np.int8), [str(window)])
             ),
             "position": rows,
         }

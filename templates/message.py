@@ -102,14 +102,20 @@ def _get(
 
 
 def _render(template: Template, context: dict[str, Any], label: str) -> str:
-    # Template.render copies the environment's globals into every new context; a shared context
-    # over globals merged once per template is the same render at half the cost per message.
+    # Template.render copies the environment's globals (a ChainMap) into every new context; a
+    # context over globals merged once per template is the same render at half the cost.
     merged = _GLOBALS.get(id(template))
     if merged is None or merged[0] is not template:
         merged = _GLOBALS[id(template)] = (template, dict(template.globals))
     try:
         try:
-            frame = template.new_context({**merged[1], **context}, shared=True)
+            frame = template.environment.context_class(
+                template.environment,
+                {**merged[1], **context},
+                template.name,
+                template.blocks,
+                globals=merged[1],
+            )
             return template.environment.concat(template.root_render_func(frame))
         except Exception:
             template.environment.handle_exception()  # re-raises with template lines
