@@ -242,7 +242,9 @@ def _audience(
             "window": (
                 pd.Series(occasions[rows], dtype=object)
                 if occasions is not None
-                else pd.Categorical.from_codes(np.zeros(len(rows), np.int8), [str(window)])
+                else pd.Categorical.from_codes(
+                    np.zeros(len(rows), np.int8), pd.Index([str(window)])
+                )
             ),
             "position": rows,
         }
