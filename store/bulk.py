@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 _CHUNK = 100_000
+_READ_CHUNK = 500_000
 
 #: SQLAlchemy's SQLite DateTime storage format; the ORM reads these strings back.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -131,14 +132,30 @@ def read_frame(
     datetime_columns: Sequence[str] = (),
     json_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Run a query and return a DataFrame, with datetime and JSON columns decoded."""
+    """Run a query and return a DataFrame, with datetime and JSON columns decoded.
+
+    Rows are read and typed in chunks, so a ten-million-row table never exists as Python
+    objects all at once (the peak is one chunk of row tuples, not the whole table).
+    """
+    chunks = []
     with engine.connect() as connection:
-        frame = pd.read_sql_query(text(sql), connection, params=params)
-    for name in datetime_columns:
-        frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=True).dt.tz_localize(None)
-    for name in json_columns:
-        frame[name] = frame[name].map(lambda v: json.loads(v) if isinstance(v, str) else v)
-    return frame
+        for chunk in pd.read_sql_query(text(sql), connection, params=params, chunksize=_READ_CHUNK):
+            for name in datetime_columns:
+                chunk[name] = pd.to_datetime(
+                    chunk[name], format="ISO8601", utc=True
+                ).dt.tz_localize(None)
+            for name in json_columns:
+                chunk[name] = chunk[name].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+            chunks.append(chunk)
+    if len(chunks) == 1:
+        return chunks[0]
+    if not chunks:  # no rows: an empty frame that still has the query's columns
+        with engine.connect() as connection:
+            frame = pd.read_sql_query(text(sql), connection, params=params)
+        for name in datetime_columns:
+            frame[name] = pd.to_datetime(frame[name])
+        return frame
+    return pd.concat(chunks, ignore_index=True)
 
 
 def delete_all(engine: Engine, tables: Sequence[str]) -> None:
