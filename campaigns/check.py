@@ -13,8 +13,11 @@ from campaigns.compose import unsubscribe_url
 from campaigns.conditions import ConditionError
 from campaigns.config.schema import Config
 from campaigns.errors import ConfigError, TemplateCheckError
+from campaigns.experiments.sending import trial_renders
+from campaigns.experiments.spec import experiment_warnings
 from campaigns.forecast import simulate
 from campaigns.inputs import gather_inputs
+from campaigns.planner import plan_campaigns
 from campaigns.run import prepare
 from segmentation import RFM_COLUMNS
 from store.engine import opened_store
@@ -75,6 +78,11 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             columns = list(ready.customers.columns)
             inputs = gather_inputs(engine, config, ready.customers, ready.shop, now)
             warnings = simulate(config, ready, inputs, now, forecast_days).warnings()
+            audiences = {
+                plan.name: len(plan.audience)
+                for plan in plan_campaigns(config, inputs, ready.model.names)
+            }
+            warnings += experiment_warnings(config, audiences)
         else:
             traits = trait_columns(engine)
             customer = sample_customer(traits)
@@ -92,26 +100,29 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
                 condition.check_names(columns)
             except ConditionError as exc:
                 raise ConfigError(f"{where}.where: {exc}") from None
-        try:
-            template = MessageTemplate.load(
-                env, campaign.template, campaign.subject, campaign.headers
-            )
-            for part in ("txt", "html"):
-                _check_names(env, f"{campaign.template}.{part}.j2", folder, required=part == "txt")
-            template.render(
-                build_context(
-                    customer={k: plain(v) for k, v in customer.items()},
-                    segment=segment,
-                    campaign={"name": name, "description": campaign.description},
-                    now=now,
-                    unsubscribe_url=unsubscribe_url(
-                        config.settings.unsubscribe_base_url, "C0", name
-                    ),
+        # The campaign's template, and in an experiment each variant's, with its parameters.
+        for template_name, variant in trial_renders(campaign):
+            try:
+                template = MessageTemplate.load(
+                    env, template_name, campaign.subject, campaign.headers
                 )
-            )
-        except TemplateCheckError as exc:
-            raise TemplateCheckError(f"{where}.template: {exc}") from None
-        report.templates.append(campaign.template)
+                for part in ("txt", "html"):
+                    _check_names(env, f"{template_name}.{part}.j2", folder, required=part == "txt")
+                template.render(
+                    build_context(
+                        customer={k: plain(v) for k, v in customer.items()},
+                        segment=segment,
+                        campaign={"name": name, "description": campaign.description},
+                        now=now,
+                        unsubscribe_url=unsubscribe_url(
+                            config.settings.unsubscribe_base_url, "C0", name
+                        ),
+                        variant=variant,
+                    )
+                )
+            except TemplateCheckError as exc:
+                raise TemplateCheckError(f"{where}.template: {exc}") from None
+            report.templates.append(template_name)
         if not campaign.enabled:
             report.warnings.append(f"{where}: disabled")
     return report

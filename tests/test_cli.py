@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +29,12 @@ def demo_workspace(tmp_path: Path) -> Path:
     return config
 
 
+def held_out(output: str) -> int:
+    """How many customers the winback experiment held out, from a run's notes."""
+    line = next(line for line in output.splitlines() if line.endswith("held out (experiment)"))
+    return int(line.split()[2])
+
+
 def test_init_writes_a_workspace_and_refuses_to_overwrite(tmp_path: Path) -> None:
     result = invoke("init", str(tmp_path / "ws"))
     assert result.exit_code == 0
@@ -52,8 +57,10 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     assert lines[2] == "Segmentation model v1 (fitted now)."
     assert "│ vip-thanks    │ 1 VIP" in first.output
     # Everyone has an email address, so the newsletter (lowest priority) reaches whoever no
-    # other campaign took: one message per customer.
-    assert lines[-1] == "Queued 400 new messages; sent 400."
+    # other campaign took: one message per customer, but for the winback test's holdout.
+    holdout = held_out(first.output)
+    assert 0 < holdout < 40
+    assert lines[-1] == f"Queued {400 - holdout} new messages; sent {400 - holdout}."
 
     out = demo_workspace.parent / "out"
     exports = sorted(out.rglob("*-run1.csv")) + sorted(out.rglob("*-run1.jsonl"))
@@ -72,7 +79,7 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
             for p in exports
         ]
     )
-    assert len(messages) == messages["customer_id"].nunique() == 400
+    assert len(messages) == messages["customer_id"].nunique() == 400 - holdout
     vip = messages[messages["campaign"] == "vip-thanks"]
     assert vip["subject"].str.endswith(", early access is yours").all()
     keys = messages.set_index("campaign")["idempotency_key"]
@@ -91,7 +98,7 @@ def test_dry_run_shows_what_the_run_then_does(demo_workspace: Path) -> None:
     dry = invoke("run", "-c", str(demo_workspace), "--at", AT, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert dry.output.splitlines()[0] == "Dry run at 2026-11-23 12:00 UTC"
-    assert dry.output.splitlines()[-1] == "Would queue 400 new messages."
+    assert dry.output.splitlines()[-1] == f"Would queue {400 - held_out(dry.output)} new messages."
     assert not (demo_workspace.parent / "out").exists()
     real = invoke("run", "-c", str(demo_workspace), "--at", AT)
 
@@ -118,12 +125,12 @@ def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
 def test_check_and_status(demo_workspace: Path) -> None:
     check = invoke("check", "-c", str(demo_workspace))
     assert check.exit_code == 0, check.output
-    assert check.output == f"{demo_workspace}: OK (4 campaigns, 4 templates, 2 channels)\n"
+    assert check.output == f"{demo_workspace}: OK (4 campaigns, 6 templates, 2 channels)\n"
     invoke("run", "-c", str(demo_workspace), "--at", AT)
     status = invoke("status", "-c", str(demo_workspace), "--at", AT)
     assert status.exit_code == 0, status.output
     assert "Customers: 400" in status.output
-    assert "Outbox: sent 400" in status.output
+    assert "Outbox: sent 3" in status.output  # 400 less the winback holdout
     assert "│ newsletter    │ schedule │ 2026-11-26 08:00       │" in status.output
     assert "│ winback       │ inactive │ each run, per customer │" in status.output
 
@@ -185,15 +192,91 @@ def test_a_bad_at_time(demo_workspace: Path) -> None:
 
 def test_business_names_must_match_the_model(demo_workspace: Path) -> None:
     text = demo_workspace.read_text()
-    demo_workspace.write_text(text.replace('4 = "Lapsed"', '4 = "Lapsed"\n7 = "Ghosts"'))
+    demo_workspace.write_text(text.replace('4 = "Newcomers"', '4 = "Newcomers"\n7 = "Ghosts"'))
     result = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert result.exit_code == 1
     assert result.output == (
         "Error: segmentation.names: no segment 7; this model has segments 1 to 4\n"
     )
-    demo_workspace.write_text(text.replace('4 = "Lapsed"', '4 = "VIP"'))
+    demo_workspace.write_text(text.replace('4 = "Newcomers"', '4 = "VIP"'))
     result = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert result.output == (
         "Error: segmentation.names: segments 1 and 4 would both be called 'VIP'; give each "
         "segment a different name\n"
     )
+
+
+def test_plan_preview_and_forecast_write_nothing(demo_workspace: Path) -> None:
+    plan = invoke("plan", "-c", str(demo_workspace), "--at", AT)
+    assert plan.exit_code == 0, plan.output
+    assert plan.output.splitlines()[0] == "Plan at 2026-11-23 12:00 UTC"
+    assert "│ newsletter    │ due    │ 2026-11-19T08:00Z │" in plan.output
+    assert "│ winback       │ due    │ per customer      │" in plan.output
+    assert plan.output.splitlines()[-1] == "- no earlier run: everything is new"
+
+    preview = invoke(
+        "preview", "vip-thanks", "-c", str(demo_workspace), "--at", AT, "--sample", "2"
+    )
+    assert preview.exit_code == 0, preview.output
+    headers = [line for line in preview.output.splitlines() if line.startswith("───")]
+    assert len(headers) == 2
+    assert all("(1 VIP): would send, in the audience" in line for line in headers)
+    assert "You have ordered" in preview.output
+
+    forecast = invoke("forecast", "-c", str(demo_workspace), "--at", AT, "--days", "7")
+    assert forecast.exit_code == 0, forecast.output
+    assert forecast.output.splitlines()[0].startswith("Forecast: 7 days from 2026-11-23 12:00 UTC")
+    assert "│ 2026-11-26 │" in forecast.output  # the Thursday newsletter
+    assert not (demo_workspace.parent / "out").exists()
+
+    invoke("run", "-c", str(demo_workspace), "--at", AT)
+    again = invoke("plan", "-c", str(demo_workspace), "--at", AT)
+    assert "│ newsletter    │ window already planned │ 2026-11-19T08:00Z │" in again.output
+    changes = again.output.split("Changes since the last run:\n")[1]
+    # The newsletter audience is the same; winback customers messaged this spell are done.
+    assert "newsletter" not in changes
+    assert "winback / " in changes
+    assert "no longer in the audience (was" in changes
+
+
+def test_preview_one_customer_says_why_not(demo_workspace: Path) -> None:
+    result = invoke(
+        "preview", "winback", "-c", str(demo_workspace), "--at", AT, "--customer", "C000001"
+    )
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("─── C000001 (")
+    assert first.endswith(
+        "would NOT send, not in the audience (segments, condition or trigger)"
+    ) or (first.endswith("would send, in the audience"))
+    missing = invoke(
+        "preview", "winback", "-c", str(demo_workspace), "--at", AT, "--customer", "X9"
+    )
+    assert missing.exit_code == 1
+    assert missing.output == "Error: no customer 'X9' in the store\n"
+
+
+def test_check_reports_an_unknown_name_in_a_condition(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    demo_workspace.write_text(
+        text.replace('where = "email is not null"', 'where = "emial is not null"')
+    )
+    result = invoke("check", "-c", str(demo_workspace))
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: campaigns.newsletter.where: column 1: unknown name 'emial'; did you mean 'email'?\n"
+    )
+
+
+def test_do_not_contact_file(demo_workspace: Path) -> None:
+    (demo_workspace.parent / "dnc.txt").write_text("C000001\nC000002\n")
+    text = demo_workspace.read_text().replace(
+        "max_messages_per_customer_per_run = 1",
+        'max_messages_per_customer_per_run = 1\ndo_not_contact = "dnc.txt"',
+    )
+    demo_workspace.write_text(text)
+    result = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert result.exit_code == 0, result.output
+    sent = 398 - held_out(result.output)
+    assert result.output.splitlines()[-1] == f"Queued {sent} new messages; sent {sent}."
+    assert "- newsletter: 2 left out (suppressed)" in result.output
