@@ -1,0 +1,185 @@
+"""``campaign recommend evaluate`` and ``campaign model train | report``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from campaigns.config import load_config
+from campaigns.personalization.commands import (
+    evaluate,
+    model_report,
+    train_propensity_model,
+    train_uplift_model,
+)
+from campaigns.personalization.models_store import KINDS
+from campaigns.personalization.report import render_html, report_lines
+from cli.errors import handles_errors
+from cli.options import at_option, config_option
+from cli.output import console
+
+_LABELS = {
+    "cf": "collaborative filtering",
+    "content": "content (TF-IDF)",
+    "blend": "blend",
+    "popular": "popularity",
+    "random": "random",
+}
+
+
+@click.group("recommend")
+def recommend_group() -> None:
+    """Product recommendations: evaluate the methods offline.
+
+    Example: campaign recommend evaluate --k 10 --test-days 90
+    """
+
+
+@recommend_group.command("evaluate")
+@config_option
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Products recommended per customer.",
+)
+@click.option(
+    "--test-days",
+    type=click.IntRange(1, 3650),
+    default=90,
+    show_default=True,
+    help="The last days of the transaction log held out as the test window.",
+)
+@handles_errors
+def evaluate_command(config_path: Path, k: int, test_days: int) -> None:
+    """Evaluate every recommendation method on a time split of the store's transactions.
+
+    Trains on everything before the last --test-days and scores each method's top k against
+    what customers then bought: precision@k, recall@k and hit rate, against popularity and
+    random baselines.
+
+    Example: campaign recommend evaluate --k 5
+    """
+    config = load_config(config_path)
+    result = evaluate(config, k, test_days)
+    out = console()
+    out.print(
+        f"Time split at {result.cutoff:%Y-%m-%d %H:%M}: trained before, tested on the "
+        f"{result.test_days} days after; {result.customers:,} customers evaluated."
+    )
+    if result.scores:
+        table = Table()
+        for column in ("method", f"precision@{k}", f"recall@{k}", "hit rate"):
+            table.add_column(column, justify="left" if column == "method" else "right")
+        for score in result.scores:
+            table.add_row(
+                _LABELS.get(score.method, score.method),
+                f"{score.precision:.4f}",
+                f"{score.recall:.4f}",
+                f"{score.hit_rate:.3f}",
+            )
+        out.print(table)
+    if result.note:
+        out.print(f"Note: {result.note}")
+
+
+@click.group("model")
+def model_group() -> None:
+    """Train and report the propensity and uplift models that runs use.
+
+    Example: campaign model train propensity && campaign model report propensity
+    """
+
+
+@model_group.command("train")
+@click.argument("kind", type=click.Choice(list(KINDS)))
+@config_option
+@at_option
+@click.option(
+    "--target", help="propensity: the 0/1 response column (a customer trait or in --table)."
+)
+@click.option(
+    "--table",
+    "table",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="propensity: a CSV file with one row per customer and the --target column.",
+)
+@click.option("--separator", help="The --table's column separator (default ','; 'tab' for TSV).")
+@click.option("--experiment", help="uplift: learn from this experiment's exposures and holdout.")
+@click.option(
+    "--simulate",
+    metavar="VARIANT",
+    help="uplift: simulate an experiment sending VARIANT on the demo shop.",
+)
+@click.option(
+    "--control",
+    metavar="VARIANT",
+    help="uplift with --simulate: the untreated arm gets VARIANT instead of nothing.",
+)
+@click.option(
+    "--window-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=14.0,
+    show_default=True,
+    help="A conversion counts this many days after exposure.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@handles_errors
+def train_command(
+    kind: str,
+    config_path: Path,
+    at: datetime | None,
+    target: str | None,
+    table: Path | None,
+    separator: str | None,
+    experiment: str | None,
+    simulate: str | None,
+    control: str | None,
+    window_days: float,
+    seed: int,
+) -> None:
+    """Train a new version of the propensity or uplift model; the next run scores with it.
+
+    Example: campaign model train propensity --table marketing_campaign.csv --separator tab
+    --target Response; campaign model train uplift --simulate discount
+    """
+    config = load_config(config_path)
+    if kind == "propensity":
+        trained = train_propensity_model(config, at, target, table, separator, window_days, seed)
+    else:
+        trained = train_uplift_model(config, at, experiment, simulate, window_days, seed, control)
+    out = console()
+    out.print(f"Stored {trained.kind} model v{trained.version}.")
+    stored = model_report(config, kind)
+    for line in report_lines(stored):
+        out.print(line)
+
+
+@model_group.command("report")
+@click.argument("kind", metavar="NAME", type=click.Choice(list(KINDS)))
+@config_option
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (plots embedded) to this file.",
+)
+@handles_errors
+def report_command(kind: str, config_path: Path, html_path: Path | None) -> None:
+    """Report the newest propensity or uplift model: cross-validation, held-out metrics, curves.
+
+    Example: campaign model report uplift --html uplift.html
+    """
+    config = load_config(config_path)
+    stored = model_report(config, kind)
+    out = console()
+    for line in report_lines(stored):
+        out.print(line)
+    if html_path is not None:
+        html_path.write_text(render_html(stored), encoding="utf-8")
+        out.print(f"Wrote {html_path}")

@@ -1,0 +1,171 @@
+"""``campaign recommend evaluate`` and ``campaign model train | report`` on demo workspaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import AT, demo_workspace, invoke
+
+__all__ = ["demo_workspace"]
+
+
+def test_recommend_evaluate_prints_the_table(demo_workspace: Path) -> None:
+    result = invoke("recommend", "evaluate", "-c", str(demo_workspace), "--k", "5")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("Time split at 2026-08-2")
+    assert lines[0].endswith("customers evaluated.")
+    header = next(line for line in lines if "method" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "method",
+        "precision@5",
+        "recall@5",
+        "hit rate",
+    ]
+    for label in ("collaborative filtering", "content (TF-IDF)", "blend", "popularity", "random"):
+        assert any(line.startswith(f"│ {label}") for line in lines)
+    assert lines[-1].startswith("Note: ")
+
+
+def test_report_needs_a_trained_model(demo_workspace: Path) -> None:
+    result = invoke("model", "report", "uplift", "-c", str(demo_workspace))
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: no uplift model in the store yet; run 'campaign model train uplift' first\n"
+    )
+
+
+def test_propensity_without_exposures_or_target_says_what_to_give(demo_workspace: Path) -> None:
+    result = invoke("model", "train", "propensity", "-c", str(demo_workspace), "--at", AT)
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: no exposures in the store to learn from; give --target COLUMN (a response "
+        "trait) or --table FILE --target COLUMN\n"
+    )
+
+
+def test_uplift_needs_its_data_named(demo_workspace: Path) -> None:
+    result = invoke("model", "train", "uplift", "-c", str(demo_workspace), "--at", AT)
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: name the data: --experiment NAME (with a holdout) or --simulate VARIANT (demo)\n"
+    )
+
+
+def test_train_uplift_on_a_simulated_experiment_and_report_it(tmp_path: Path) -> None:
+    assert invoke("init", str(tmp_path / "ws")).exit_code == 0
+    config = tmp_path / "ws" / "config.toml"
+    text = config.read_text().replace(
+        "customers = 5000", "customers = 4000\nend = 2026-11-23T00:00:00"
+    )
+    config.write_text(text)
+
+    trained = invoke(
+        "model", "train", "uplift", "-c", str(config), "--at", AT, "--simulate", "discount"
+    )
+
+    assert trained.exit_code == 0, trained.output
+    lines = trained.output.splitlines()
+    assert lines[0] == "Stored uplift model v1."
+    assert lines[1].startswith("Uplift model v1: ")
+    assert "simulated experiment: 'discount' against a 50% holdout (4,000 customers" in lines[1]
+    assert any(line.startswith("  two-model: Qini ") for line in lines)
+    assert any(line.startswith("  class transformation: Qini ") for line in lines)
+    assert any(
+        line.startswith("Incremental conversions per 1,000 messages (top 30%") for line in lines
+    )
+    assert lines[-1].startswith("Mean predicted uplift by latent group: bargain_hunters ")
+
+    page = tmp_path / "uplift.html"
+    report = invoke("model", "report", "uplift", "-c", str(config), "--html", str(page))
+    assert report.exit_code == 0, report.output
+    assert report.output.splitlines()[-1] == f"Wrote {page}"
+    html = page.read_text()
+    assert html.count("src='data:image/png;base64,") == 2
+    assert "http" not in html
+
+
+@pytest.mark.shared_data
+def test_train_propensity_from_a_response_table(demo_workspace: Path, shared_data: Path) -> None:
+    table = shared_data / "customer_personality" / "marketing_campaign.csv"
+
+    result = invoke(
+        "model",
+        "train",
+        "propensity",
+        "-c",
+        str(demo_workspace),
+        "--table",
+        str(table),
+        "--separator",
+        "tab",
+        "--target",
+        "Response",
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Stored propensity model v1."
+    assert "on file marketing_campaign.csv (2,240 customers, 334 responders)." in lines[1]
+    assert lines[2] == (
+        "Class imbalance: 14.9% responders: balanced class weights in training, scores "
+        "recalibrated to the base rate on out-of-fold predictions; stratified splits."
+    )
+    assert lines[3].startswith("Cross-validation (5 folds, ROC AUC): logistic regression 0.8")
+    assert lines[4].startswith("Held out (560 customers): ROC AUC 0.9")
+
+
+def test_models_learn_from_an_imported_experiment(tmp_path: Path) -> None:
+    """Exposures imported with ``campaign track`` (half held out), conversions from the demo's
+    purchases in the 14 days after: both models train, with features at the first exposure."""
+    assert invoke("init", str(tmp_path / "ws")).exit_code == 0
+    config = tmp_path / "ws" / "config.toml"
+    text = config.read_text().replace(
+        "customers = 5000", "customers = 1200\nend = 2026-11-23T00:00:00"
+    )
+    config.write_text(text)
+    assert invoke("load", "-c", str(config)).exit_code == 0
+    ids = [f"C{i:06d}" for i in range(1, 1201)]
+    rows = [
+        f"outside,{'holdout' if i % 2 else 'mail'},{customer},2026-09-01T00:00:00"
+        for i, customer in enumerate(ids)
+    ]
+    exposures = tmp_path / "exposures.csv"
+    exposures.write_text("experiment,variant,customer_id,timestamp\n" + "\n".join(rows) + "\n")
+    tracked = invoke("track", "exposures", str(exposures), "-c", str(config))
+    assert tracked.exit_code == 0, tracked.output
+
+    uplift = invoke("model", "train", "uplift", "-c", str(config), "--experiment", "outside")
+    propensity = invoke("model", "train", "propensity", "-c", str(config))
+
+    assert uplift.exit_code == 0, uplift.output
+    assert "on experiment 'outside' (1,200 customers, 600 treated;" in uplift.output
+    assert propensity.exit_code == 0, propensity.output
+    assert "on exposures and conversions in the store (600 customers" in propensity.output
+
+
+def test_recommendations_option_is_validated_with_lines(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    assert text.count("[campaigns.newsletter]\n") == 1
+    text = text.replace(
+        "[campaigns.newsletter]\n",
+        '[campaigns.newsletter]\nrecommendations = { count = 0, method = "magic" }\n',
+    )
+    demo_workspace.write_text(text)
+    line = text.splitlines().index("[campaigns.newsletter]") + 2
+
+    result = invoke("check", "-c", str(demo_workspace))
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {demo_workspace}:{line}: campaigns.newsletter.recommendations.count: must be "
+        "greater than or equal to 1, got 0\n"
+        f"{demo_workspace}:{line}: campaigns.newsletter.recommendations.method: must be one of "
+        "'cf', 'content', 'blend' or 'popular', got 'magic'\n"
+    )
