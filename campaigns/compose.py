@@ -5,22 +5,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.experiments.sending import CampaignArms, variant_context
+from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
 from campaigns.planner import CampaignPlan
 from store import outbox
 from templates import MessageTemplate, build_context
 
+if TYPE_CHECKING:
+    from campaigns.personalization.for_templates import RunRecommendations
+
 #: Customer columns that are bookkeeping, not traits, and stay out of the template context.
 _HIDDEN = frozenset({"segment_id"})
 
-#: Columns of the frame :func:`compose` returns: the outbox's, less the delivery state.
-OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c not in {"status", "attempts"})
+#: Columns of the frame :func:`compose` returns: the outbox's, less the attempt count.
+OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c != "attempts")
+
+#: Outbox status of a held-out customer's occasion: recorded, never delivered.
+HELD_OUT = "held_out"
 
 
 def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:
@@ -54,6 +62,8 @@ def compose(
     skip_keys: set[str],
     deferred: pd.Series | None = None,
     on_progress: Callable[[int], None] | None = None,
+    arms: CampaignArms | None = None,
+    recommendations: RunRecommendations | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -61,10 +71,11 @@ def compose(
     :param segments: segment id to what templates see as ``segment``
     :param deferred: per customer id, when quiet hours end (naive UTC) or NaT; deferred messages
         are queued with that ``next_attempt_at`` instead of being dropped
+    :param arms: the experiment arm of each of ``plan.selected`` (same index): a customer gets
+        their variant's template and ``variant`` context; the holdout gets no message
+    :param recommendations: the run's recommender; templates of a campaign with
+        ``recommendations`` in config get each customer's products
     """
-    template = MessageTemplate.load(
-        env, plan.config.template, plan.config.subject, plan.config.headers
-    )
     selected = plan.selected
     keys = [
         idempotency_key(plan.name, str(c), str(w))
@@ -73,11 +84,36 @@ def compose(
     fresh = [k not in skip_keys for k in keys]
     selected = selected.loc[fresh]
     keys = [k for k, f in zip(keys, fresh, strict=True) if f]
+    variants: list[str | None] = [None] * len(selected)
+    held = selected.iloc[0:0]
+    held_keys: list[str] = []
+    if arms is not None:
+        arm = arms.arms.loc[selected.index]
+        sent = (arm != HOLDOUT).to_numpy()
+        held = selected.loc[~sent]
+        held_keys = [k for k, s in zip(keys, sent, strict=True) if not s]
+        selected = selected.loc[sent]
+        keys = [k for k, s in zip(keys, sent, strict=True) if s]
+        variants = [str(v) for v in arm[sent]]
+    templates = {
+        v: MessageTemplate.load(
+            env, template_for(plan.config, v), plan.config.subject, plan.config.headers
+        )
+        for v in list(dict.fromkeys(variants)) or [None]
+    }
+    contexts = {v: variant_context(plan.config, v) for v in templates}
     records = customer_records(customers, selected["customer_id"])
+    shown = (
+        recommendations.for_campaign(
+            plan.config.recommendations, selected["customer_id"].astype(str).tolist()
+        )
+        if recommendations is not None
+        else {}
+    )
     campaign = {"name": plan.name, "description": plan.config.description}
     subjects, texts, htmls, headers = [], [], [], []
-    for done, (record, segment_id) in enumerate(
-        zip(records, selected["segment_id"], strict=True), start=1
+    for done, (record, segment_id, variant) in enumerate(
+        zip(records, selected["segment_id"], variants, strict=True), start=1
     ):
         context = build_context(
             customer=record,
@@ -87,8 +123,10 @@ def compose(
             unsubscribe_url=unsubscribe_url(
                 unsubscribe_base, str(record["customer_id"]), plan.name
             ),
+            variant=contexts[variant],
+            recommendations=shown.get(str(record["customer_id"]), ()),
         )
-        message = template.render(context)
+        message = templates[variant].render(context)
         subjects.append(message.subject)
         texts.append(message.text)
         htmls.append(message.html)
@@ -103,7 +141,7 @@ def compose(
         if deferred is not None
         else pd.Series(pd.NaT, index=range(len(ids)), dtype="datetime64[ns]").to_numpy()
     )
-    return pd.DataFrame(
+    messages = pd.DataFrame(
         {
             "idempotency_key": keys,
             "run_id": run_id,
@@ -111,7 +149,7 @@ def compose(
             "window": selected["window"].astype(str).to_numpy(),
             "customer_id": ids,
             "segment_id": selected["segment_id"].astype(int).to_numpy(),
-            "variant": None,
+            "variant": variants,
             "channel": plan.config.channel,
             "recipient": [r.get("email") for r in records],
             "subject": subjects,
@@ -123,3 +161,29 @@ def compose(
         },
         columns=list(OUTBOX_COLUMNS),
     )
+    messages["status"] = "queued"
+    if held.empty:
+        return messages
+    # The holdout's occasions are recorded too, as messages that are never delivered: the
+    # occasion is then done (not planned again each run) and the outbox shows who was held out.
+    placeholders = pd.DataFrame(
+        {
+            "idempotency_key": held_keys,
+            "run_id": run_id,
+            "campaign": plan.name,
+            "window": held["window"].astype(str).to_numpy(),
+            "customer_id": held["customer_id"].astype(str).to_numpy(),
+            "segment_id": held["segment_id"].astype(int).to_numpy(),
+            "variant": HOLDOUT,
+            "channel": plan.config.channel,
+            "recipient": None,
+            "subject": "",
+            "body_text": "",
+            "body_html": None,
+            "created_at": pd.Timestamp(at),
+            "next_attempt_at": pd.NaT,
+            "headers": None,
+            "status": HELD_OUT,
+        }
+    )
+    return pd.concat([messages, placeholders], ignore_index=True)

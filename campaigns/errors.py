@@ -29,3 +29,7 @@ class TemplateCheckError(CampaignError):
 
 class RunLockedError(CampaignError):
     """Another run holds the store's run lock."""
+
+
+class DeliveryError(CampaignError):
+    """A channel cannot deliver at all (a missing credential, an unusable setting)."""

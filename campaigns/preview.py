@@ -10,9 +10,11 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, col, select
 
-from campaigns.compose import compose
+from campaigns.compose import HELD_OUT, compose
 from campaigns.config.schema import Config
 from campaigns.errors import CampaignError
+from campaigns.experiments.sending import campaign_arms
+from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.planner import DUE, CampaignPlan
 from campaigns.run import config_hash, plan_run, prepare
 from store.engine import opened_store
@@ -99,7 +101,7 @@ def _changes(report: PlanReport, last: CampaignRun | None, config: Config) -> li
         if old is None:
             changes.append(f"{campaign} / {segment}: new, audience {new:,}")
         elif new is None:
-            changes.append(f"{campaign} / {segment}: gone (was {old:,})")
+            changes.append(f"{campaign} / {segment}: no longer in the audience (was {old:,})")
         elif old != new:
             changes.append(f"{campaign} / {segment}: audience {old:,} -> {new:,} ({new - old:+,})")
     return changes or [f"no audience changed since run {last.id}"]
@@ -116,6 +118,8 @@ class Preview:
     subject: str
     text: str
     html: str | None
+    #: The experiment arm the customer is in (None without an experiment).
+    variant: str | None = None
 
 
 def preview_messages(
@@ -132,16 +136,11 @@ def preview_messages(
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, at, persist=False)
         [plan] = plan_run(engine, config, ready, at, campaign)
-    customers = ready.customers
-    if customer_ids is None:
-        pool = plan.selected if plan.status == DUE else plan.audience
-        count = min(sample or 5, len(pool))
-        chosen = pool.sample(n=count, random_state=seed) if count else pool
-        customer_ids = chosen["customer_id"].astype(str).tolist()
-    missing = [c for c in customer_ids if c not in customers.index]
-    if missing:
-        raise CampaignError(f"no customer {missing[0]!r} in the store")
-    rows = _rows_for(plan, customers, customer_ids, at)
+        customers = ready.customers
+        customer_ids = _choose(plan, customers, customer_ids, sample, seed)
+        rows = _rows_for(plan, customers, customer_ids, at)
+        # The customers' experiment arms, as a run would assign them (a holdout gets nothing).
+        arms = campaign_arms(engine, plan.name, plan.config, rows["customer_id"])
     forced = CampaignPlan(plan.name, plan.config, DUE, plan.window, rows, rows)
     env = make_environment(config.path(config.templates))
     rendered = compose(
@@ -153,11 +152,14 @@ def preview_messages(
         0,
         config.settings.unsubscribe_base_url,
         set(),
+        arms=arms,
+        recommendations=RunRecommendations(ready.shop, customers["segment_id"], at),
     )
     verdicts = _verdicts(plan, customer_ids)
     names = ready.model.names
-    records: list[dict[str, Any]] = rendered.to_dict("records")  # type: ignore[assignment]
-    return [
+    held = rendered["status"] == HELD_OUT
+    records: list[dict[str, Any]] = rendered.loc[~held].to_dict("records")  # type: ignore[assignment]
+    previews = [
         Preview(
             customer_id=str(row["customer_id"]),
             segment=f"{row['segment_id']} {names.get(int(row['segment_id']), '?')}",
@@ -166,9 +168,44 @@ def preview_messages(
             subject=str(row["subject"]),
             text=str(row["body_text"]),
             html=row["body_html"] if isinstance(row["body_html"], str) else None,
+            variant=row["variant"] if isinstance(row["variant"], str) else None,
         )
         for row in records
     ]
+    segment_of = customers["segment_id"]
+    previews += [
+        Preview(
+            customer_id=customer,
+            segment=f"{segment_of[customer]} {names.get(int(segment_of[customer]), '?')}",
+            would_send=False,
+            why="held out by the experiment (measured, sent nothing)",
+            subject="",
+            text="",
+            html=None,
+            variant="holdout",
+        )
+        for customer in rendered.loc[held, "customer_id"]
+    ]
+    return previews
+
+
+def _choose(
+    plan: CampaignPlan,
+    customers: pd.DataFrame,
+    customer_ids: list[str] | None,
+    sample: int | None,
+    seed: int,
+) -> list[str]:
+    """The customers to preview: those asked for, or a seeded sample of who would get it."""
+    if customer_ids is None:
+        pool = plan.selected if plan.status == DUE else plan.audience
+        count = min(sample or 5, len(pool))
+        chosen = pool.sample(n=count, random_state=seed) if count else pool
+        customer_ids = chosen["customer_id"].astype(str).tolist()
+    missing = [c for c in customer_ids if c not in customers.index]
+    if missing:
+        raise CampaignError(f"no customer {missing[0]!r} in the store")
+    return customer_ids
 
 
 def _rows_for(

@@ -17,11 +17,14 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from campaigns.compose import compose
+from campaigns.compose import HELD_OUT, compose
 from campaigns.config.schema import Config
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import drain
+from campaigns.experiments import HOLDOUT, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
+from campaigns.personalization.for_templates import RunRecommendations
+from campaigns.personalization.scoring import with_scores
 from campaigns.planner import DUE, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
 from campaigns.segments import FittedSegments, ensure_model, record_membership, segment_features
@@ -128,6 +131,8 @@ def prepare(
     customers = customers.join(features.drop(columns=customers.columns, errors="ignore"))
     customers = customers.assign(segment_id=segment_ids)
     customers["segment"] = customers["segment_id"].map(model.names)
+    # Trained personalization models add their scores (propensity, uplift) as traits.
+    customers = with_scores(engine, customers)
     return Prepared(shop, customers, segment_ids, model, loaded)
 
 
@@ -162,7 +167,9 @@ def _run(
             result.entered, result.exited = record_membership(
                 engine, run_id, model.version, segment_ids, at
             )
-        _compose_and_enqueue(engine, config, plans, customers, model, at, run_id, result, report)
+        _compose_and_enqueue(
+            engine, config, plans, ready.shop, customers, model, at, run_id, result, report
+        )
         if not dry_run:
             report("Delivering", 0, None)
             delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
@@ -189,6 +196,7 @@ def _compose_and_enqueue(
     engine: Engine,
     config: Config,
     plans: list[CampaignPlan],
+    shop: ShopData,
     customers: pd.DataFrame,
     model: FittedSegments,
     at: datetime,
@@ -208,6 +216,10 @@ def _compose_and_enqueue(
     )
     report("Rendering", 0, total)
     rendered: dict[str, pd.DataFrame] = {}
+    # Fitted lazily, once, and only if a due campaign asks for recommendations.
+    recommendations = RunRecommendations(shop, customers["segment_id"], at)
+    # Experiments: each selected customer's arm (a promoted variant for everyone, once promoted).
+    arms = {p.name: campaign_arms(engine, p.name, p.config, p.selected["customer_id"]) for p in due}
     for plan in due:
         rendered[plan.name] = compose(
             plan,
@@ -220,14 +232,28 @@ def _compose_and_enqueue(
             outbox.existing_keys(engine, plan.name, plan.selected["window"].unique()),
             deferred=deferred,
             on_progress=lambda n: report("Rendering", n, total),
+            arms=arms[plan.name],
+            recommendations=recommendations,
         )
     report("Writing outbox", 0, None)
     for plan in due:
         messages = rendered[plan.name]
+        # Held-out occasions go to the outbox too (never delivered) but are not messages.
+        held_rows = int((messages["status"] == HELD_OUT).sum())
+        plan_arms = arms[plan.name]
+        if plan_arms is not None:
+            # Every selected customer is exposed, the holdout included (it gets no message).
+            # Before the outbox: a run killed in between re-plans the window, and only a
+            # customer's first exposure is kept.
+            if not result.dry_run:
+                record_campaign_exposures(engine, plan_arms, plan.selected["customer_id"], at)
+            held = int((plan_arms.arms == HOLDOUT).sum())
+            if held:
+                result.notes.append(f"{plan.name}: {held:,} held out (experiment)")
         if result.dry_run:
-            new = len(messages)
+            new = len(messages) - held_rows
         else:
-            new = outbox.enqueue(engine, messages)
+            new = outbox.enqueue(engine, messages) - held_rows
             if plan.window is not None:  # a campaign-wide window (schedule, once)
                 _record_window(engine, plan.name, plan.window, run_id, new)
         result.new_messages += new
@@ -237,7 +263,8 @@ def _compose_and_enqueue(
     status = "dry run" if result.dry_run else "queued"
     for plan in plans:
         if plan.name in rendered:
-            counts = _sizes(rendered[plan.name]["segment_id"])
+            messages = rendered[plan.name]
+            counts = _sizes(messages.loc[messages["status"] != HELD_OUT, "segment_id"])
             result.rows.extend(_rows(plan, model.names, counts, status, plan.config.channel))
             result.notes.extend(
                 f"{plan.name}: {count:,} left out ({reason})"

@@ -8,13 +8,27 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.config.schema import Config
+from campaigns.delivery.control import paused_since
 from campaigns.segments import latest_model
 from campaigns.triggers import next_fire
 from store import outbox
 from store.engine import opened_store
 from store.shop import count_customers
 from store.tables import CampaignRun
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One message's last delivery error."""
+
+    campaign: str
+    recipient: str
+    channel: str
+    status: str
+    attempts: int
+    error: str
 
 
 @dataclass
@@ -27,7 +41,13 @@ class Status:
     segments: list[tuple[int, str, int]] = field(default_factory=list)
     runs: list[CampaignRun] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
-    next_fires: list[tuple[str, datetime | None]] = field(default_factory=list)
+    #: When ``campaign pause`` stopped delivery, or None while delivery runs.
+    paused_since: datetime | None = None
+    #: The latest delivery errors (failed, bounced, or waiting for a retry), newest first.
+    failures: list[Failure] = field(default_factory=list)
+    #: Per enabled campaign: its trigger type and next fire time (None for per-customer
+    #: triggers, which are checked at every run, and for a one-shot that has fired).
+    next_fires: list[tuple[str, str, datetime | None]] = field(default_factory=list)
 
 
 def workspace_status(config: Config, now: datetime, last_runs: int = 5) -> Status:
@@ -48,7 +68,19 @@ def _status(engine: Engine, config: Config, now: datetime, last_runs: int) -> St
         model_version=model.version if model else None,
         runs=runs,
         outbox=outbox.counts_by_status(engine),
+        paused_since=paused_since(engine),
     )
+    status.failures = [
+        Failure(
+            str(r.campaign),
+            str(r.recipient or ""),
+            str(r.channel),
+            str(r.status),
+            int(str(r.attempts)),
+            str(r.last_error),
+        )
+        for r in outbox.recent_errors(engine).itertuples(index=False)
+    ]
     if model is not None:
         names = config.segmentation.names
         status.segments = [
@@ -60,7 +92,13 @@ def _status(engine: Engine, config: Config, now: datetime, last_runs: int) -> St
             for p in model.profiles
         ]
     status.next_fires = [
-        (name, next_fire(campaign.trigger, now))
+        (
+            name,
+            campaign.trigger.type,
+            next_fire(campaign.trigger, now)
+            if isinstance(campaign.trigger, ScheduleTrigger | OnceTrigger)
+            else None,
+        )
         for name, campaign in config.campaigns.items()
         if campaign.enabled
     ]

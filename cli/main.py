@@ -5,7 +5,12 @@ from __future__ import annotations
 import click
 
 from cli.data import demo_command, load_command
+from cli.delivery import pause_command, resume_command, serve_command, worker_command
+from cli.experiment import experiment_group, report_command, track_command
+from cli.model import model_group, recommend_group
+from cli.plan import forecast_command, plan_command, preview_command
 from cli.run import run_command
+from cli.segment import segment_group
 from cli.workspace import check_command, init_command, status_command
 
 
@@ -19,9 +24,22 @@ for command in (
     init_command,
     check_command,
     run_command,
+    plan_command,
+    preview_command,
+    forecast_command,
     status_command,
     load_command,
     demo_command,
+    worker_command,
+    pause_command,
+    resume_command,
+    serve_command,
+    report_command,
+    track_command,
+    experiment_group,
+    segment_group,
+    model_group,
+    recommend_group,
 ):
     cli.add_command(command)
 

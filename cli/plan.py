@@ -89,6 +89,8 @@ def preview_command(
         out.print(f"{campaign}: nobody to preview (the audience is empty)")
     for preview in previews:
         verdict = "would send" if preview.would_send else "would NOT send"
+        if preview.variant is not None:
+            verdict += f" (variant {preview.variant})"
         out.print(f"─── {preview.customer_id} ({preview.segment}): {verdict}, {preview.why}")
         out.print(f"Subject: {preview.subject}")
         out.print()

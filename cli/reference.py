@@ -36,6 +36,13 @@ def reference_markdown() -> str:
         command = cli.get_command(group_context, name)
         assert command is not None
         parts.append(f"### `campaign {name}`\n\n```\n{_help(command, f'campaign {name}')}\n```")
+        if isinstance(command, click.Group):
+            sub_context = click.Context(command, info_name=name, parent=group_context)
+            for sub in command.list_commands(sub_context):
+                subcommand = command.get_command(sub_context, sub)
+                assert subcommand is not None
+                full = f"campaign {name} {sub}"
+                parts.append(f"### `{full}`\n\n```\n{_help(subcommand, full)}\n```")
     return "\n\n".join(parts)
 
 

@@ -87,9 +87,28 @@ def status_command(config_path: Path, at: datetime | None) -> None:
     out.print(runs)
     counts = ", ".join(f"{state} {n:,}" for state, n in sorted(status.outbox.items()))
     out.print(f"Outbox: {counts or 'empty'}")
+    if status.paused_since is not None:
+        out.print(
+            f"Delivery: paused since {status.paused_since:%Y-%m-%d %H:%M:%S} UTC "
+            "(campaign resume to send)"
+        )
+    else:
+        out.print("Delivery: running")
+    if status.failures:
+        failures = Table(title="Last delivery errors")
+        for column in ("campaign", "recipient", "channel", "status", "attempts", "error"):
+            failures.add_column(column)
+        for f in status.failures:
+            failures.add_row(f.campaign, f.recipient, f.channel, f.status, str(f.attempts), f.error)
+        out.print(failures)
     fires = Table(title="Next fire times (UTC)")
     fires.add_column("campaign")
+    fires.add_column("trigger")
     fires.add_column("next")
-    for name, when in status.next_fires:
-        fires.add_row(name, f"{when:%Y-%m-%d %H:%M}" if when else "never")
+    for name, kind, when in status.next_fires:
+        if when is not None:
+            shown = f"{when:%Y-%m-%d %H:%M}"
+        else:
+            shown = "never" if kind in {"schedule", "once"} else "each run, per customer"
+        fires.add_row(name, kind, shown)
     out.print(fires)

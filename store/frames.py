@@ -35,18 +35,35 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     "invoiced_at",
 )
 
+#: Events feed columns (``occurred_at`` is tz-naive UTC).
+EVENT_COLUMNS: tuple[str, ...] = ("customer_id", "event", "occurred_at")
+
+
+def no_events() -> pd.DataFrame:
+    """An empty events feed."""
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype=str),
+            "event": pd.Series(dtype=str),
+            "occurred_at": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
+
 
 @dataclass(frozen=True)
 class ShopData:
     """Customers, products and transactions, as loaded from a source.
 
     ``quarantined`` counts rows that a file source set aside, by reason (empty for the demo).
+    Field order is kept for positional construction: customers, products, transactions.
     """
 
     customers: pd.DataFrame
     products: pd.DataFrame
     transactions: pd.DataFrame
     quarantined: dict[str, int] = field(default_factory=dict)
+    #: The events feed (``EVENT_COLUMNS``) that ``event`` triggers fire on.
+    events: pd.DataFrame = field(default_factory=no_events)
 
     @property
     def trait_columns(self) -> list[str]:

@@ -65,7 +65,7 @@ def history(engine: Engine, since: datetime) -> pd.DataFrame:
     return read_frame(
         engine,
         "SELECT customer_id, campaign, created_at FROM message WHERE created_at > :since "
-        "AND status NOT IN ('failed', 'bounced')",
+        "AND status NOT IN ('failed', 'bounced', 'held_out')",
         params={"since": time_param(since)},
         datetime_columns=["created_at"],
     )
@@ -82,7 +82,11 @@ def enqueue(engine: Engine, messages: pd.DataFrame) -> int:
     if messages.empty:
         return 0
     # Optional columns (next_attempt_at, headers) a caller left out are stored as NULL.
-    frame = messages.assign(status="queued", attempts=0).reindex(columns=list(MESSAGE_COLUMNS))
+    # A caller may set a status (held-out occasions are stored as "held_out", never delivered).
+    frame = messages.assign(attempts=0)
+    if "status" not in frame:
+        frame = frame.assign(status="queued")
+    frame = frame.reindex(columns=list(MESSAGE_COLUMNS))
     columns = ", ".join(f'"{c}"' for c in MESSAGE_COLUMNS)
     raw = engine.raw_connection()
     try:

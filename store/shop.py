@@ -6,13 +6,19 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from store.bulk import delete_all, insert_frame, read_frame
-from store.frames import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS, ShopData
+from store.frames import (
+    CUSTOMER_COLUMNS,
+    EVENT_COLUMNS,
+    PRODUCT_COLUMNS,
+    TRANSACTION_COLUMNS,
+    ShopData,
+)
 from store.tables import Transaction
 
 
 def save_shop(engine: Engine, shop: ShopData) -> None:
     """Replace the store's customers, products and transactions with ``shop``."""
-    delete_all(engine, ["transaction_line", "product", "customer"])
+    delete_all(engine, ["customer_event", "transaction_line", "product", "customer"])
     customers = shop.customers[list(CUSTOMER_COLUMNS)].copy()
     traits = shop.customers[shop.trait_columns]
     records: list[dict[str, object]] = (
@@ -29,6 +35,7 @@ def save_shop(engine: Engine, shop: ShopData) -> None:
     insert_frame(engine, "transaction_line", shop.transactions[list(TRANSACTION_COLUMNS)])
     for index in indexes:
         index.create(engine, checkfirst=True)
+    insert_frame(engine, "customer_event", shop.events[list(EVENT_COLUMNS)])
 
 
 def count_customers(engine: Engine) -> int:
@@ -55,7 +62,14 @@ def load_shop(engine: Engine) -> ShopData:
         "SELECT " + ", ".join(TRANSACTION_COLUMNS) + " FROM transaction_line ORDER BY id",
         datetime_columns=["invoiced_at"],
     )
-    return ShopData(customers=customers, products=products, transactions=transactions)
+    events = read_frame(
+        engine,
+        "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM customer_event ORDER BY id",
+        datetime_columns=["occurred_at"],
+    )
+    return ShopData(
+        customers=customers, products=products, transactions=transactions, events=events
+    )
 
 
 def trait_columns(engine: Engine) -> list[str]:

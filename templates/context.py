@@ -32,20 +32,21 @@ def plain(value: Any) -> Any:
 
 
 def build_context(
-    customer: Mapping[str, Any],
+    customer: dict[str, Any],
     segment: Mapping[str, Any],
     campaign: Mapping[str, Any],
     now: datetime,
     unsubscribe_url: str,
-    variant: str | None = None,
+    variant: Mapping[str, Any] | None = None,
     recommendations: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The context for one message. ``customer`` holds traits and features (RFM) by name."""
+    """The context for one message. ``customer`` holds traits and features (RFM) by name, as
+    plain Python values (see :func:`plain` and :func:`campaigns.compose.customer_records`)."""
     return {
-        "customer": {key: plain(value) for key, value in customer.items()},
+        "customer": customer,
         "segment": dict(segment),
         "campaign": dict(campaign),
-        "variant": variant,
+        "variant": dict(variant) if variant is not None else None,
         "unsubscribe_url": unsubscribe_url,
         "recommendations": list(recommendations),
         "now": now,

@@ -72,7 +72,10 @@ def _store(path: Path, sql: str) -> pd.DataFrame:
 def test_a_run_sends_variants_and_exposes_the_holdout(workspace: Path) -> None:
     result = invoke("run", "-c", str(workspace), "--at", "2026-11-23T12:00")
     assert result.exit_code == 0, result.output
-    messages = _store(workspace, "SELECT customer_id, variant, body_text FROM message")
+    messages = _store(
+        workspace, "SELECT customer_id, variant, body_text FROM message WHERE status <> 'held_out'"
+    )
+    placeholders = _store(workspace, "SELECT customer_id FROM message WHERE status = 'held_out'")
     exposures = _store(workspace, "SELECT customer_id, variant FROM exposure")
     assert len(exposures) == 400
     held = exposures[exposures["variant"] == "holdout"]
@@ -80,6 +83,8 @@ def test_a_run_sends_variants_and_exposes_the_holdout(workspace: Path) -> None:
     assert 40 < len(held) < 120  # 20% of 400
     assert len(messages) == 400 - len(held)
     assert not set(messages["customer_id"]) & set(held["customer_id"])
+    # The holdout's occasions are recorded (so they are not planned again), never delivered.
+    assert set(placeholders["customer_id"]) == set(held["customer_id"])
     # Each message is its customer's arm, rendered from that arm's template and parameters.
     merged = messages.merge(exposures, on="customer_id", suffixes=("", "_exposed"))
     assert (merged["variant"] == merged["variant_exposed"]).all()
@@ -89,7 +94,8 @@ def test_a_run_sends_variants_and_exposes_the_holdout(workspace: Path) -> None:
     # A rerun sends nothing twice and exposes nobody twice.
     again = invoke("run", "-c", str(workspace), "--at", "2026-11-23T12:30")
     assert again.exit_code == 0, again.output
-    assert _store(workspace, "SELECT COUNT(*) AS n FROM message")["n"].iloc[0] == len(messages)
+    total = len(messages) + len(placeholders)
+    assert _store(workspace, "SELECT COUNT(*) AS n FROM message")["n"].iloc[0] == total
     assert _store(workspace, "SELECT COUNT(*) AS n FROM exposure")["n"].iloc[0] == 400
 
     report = invoke("report", "promo", "-c", str(workspace), "--format", "json")

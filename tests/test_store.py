@@ -113,7 +113,7 @@ def test_enqueue_is_idempotent_by_key(fresh_store: Engine) -> None:
     # A second run plans overlapping messages: only the two unseen keys are added.
     assert outbox.enqueue(fresh_store, messages(2, keys)) == 2
     assert outbox.counts_by_status(fresh_store) == {"queued": 5}
-    assert outbox.existing_keys(fresh_store, "winback", "2026-03-01T10:00Z") == set(keys)
+    assert outbox.existing_keys(fresh_store, "winback", ["2026-03-01T10:00Z"]) == set(keys)
 
 
 def test_claim_lease_and_reclaim_after_expiry(fresh_store: Engine) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from campaigns.config.schema import OnceTrigger, ScheduleTrigger
+from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.triggers import last_fire, next_fire
 
 

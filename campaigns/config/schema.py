@@ -10,24 +10,16 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from campaigns.conditions import Condition, ConditionError
+from campaigns.config.rules import Cap, QuietHours, Trigger
+from campaigns.errors import ConfigError
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown timezone {value!r}; use an IANA name such as 'Europe/London'"
-        ) from None
-    return value
 
 
 # ---------------------------------------------------------------------------------------- store
@@ -84,6 +76,8 @@ class FilesSource(_Model):
     transactions: TableFile
     customers: TableFile | None = None
     products: TableFile | None = None
+    #: The events feed (customer_id, event, occurred_at) that ``event`` triggers fire on.
+    events: TableFile | None = None
     quarantine: Path = Path("quarantine")
 
 
@@ -92,81 +86,283 @@ Source = Annotated[DemoSource | FilesSource, Field(discriminator="type")]
 
 # --------------------------------------------------------------------------------- segmentation
 
-Feature = Literal["recency", "frequency", "monetary", "tenure", "average_order_value"]
+Feature = Literal[
+    "recency", "frequency", "monetary", "tenure", "average_order_value", "category_shares"
+]
+
+
+class Preprocessing(_Model):
+    """How features are prepared before clustering (see the README, "Segmentation")."""
+
+    missing: Literal["median", "mean", "drop"] = "median"
+    outliers: Literal["none", "clip", "flag", "drop"] = "none"
+    outlier_rule: Literal["iqr", "zscore"] = "iqr"
+    #: Columns to log1p (those not clustered are ignored), or "auto" for skewed ones.
+    log: list[str] | Literal["auto"] = Field(
+        default=["frequency", "monetary", "average_order_value", "total_spend"]
+    )
+    scaling: Literal["standard", "minmax", "robust"] = "standard"
+
+
+class DerivedTraits(_Model):
+    """Traits computed from customer columns; list them in ``traits`` to cluster on them."""
+
+    #: Year-of-birth column: age = the year of the run's time minus it.
+    age: str | None = None
+    #: Columns summed into ``children``.
+    children: list[str] = Field(default_factory=list)
+    #: Columns summed into ``total_spend``.
+    total_spend: list[str] = Field(default_factory=list)
 
 
 class SegmentationConfig(_Model):
     """How customers are grouped into segments."""
 
-    model: Literal["kmeans"] = "kmeans"
-    k: int = Field(default=4, ge=2, le=30)
-    features: list[Feature] = Field(default=["recency", "frequency", "monetary"], min_length=1)
+    model: Literal["kmeans", "ward", "gmm", "rfm"] = "kmeans"
+    #: Number of segments, or "auto" to choose it in ``k_range``.
+    k: int | Literal["auto"] = 4
+    k_range: tuple[int, int] = (2, 8)
+    features: list[Feature] = Field(default=["recency", "frequency", "monetary"])
+    #: Numeric customer columns (traits, or derived traits by name) to cluster on.
+    traits: list[str] = Field(default_factory=list)
+    derived: DerivedTraits = DerivedTraits()
+    #: Categorical customer columns: "onehot", or the categories in order (ordinal).
+    categorical: dict[str, Literal["onehot"] | list[str]] = Field(default_factory=dict)
+    preprocessing: Preprocessing = Preprocessing()
+    #: Bootstrap refits per k for the stability score (0 to skip).
+    stability_refits: int = Field(default=5, ge=0, le=50)
     seed: int = 0
     #: Business names by segment id, replacing the automatic descriptive names.
     names: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k_range(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 2:
+                raise ValueError(f"must be greater than or equal to 2, got {value}")
+            if value > 30:
+                raise ValueError(f"must be less than or equal to 30, got {value}")
+            return value
+        if value != "auto":
+            raise ValueError(f"must be a whole number from 2 to 30 or 'auto', got {value!r}")
+        return value
+
+    @field_validator("k_range")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if not 2 <= low <= high <= 30:
+            raise ValueError(f"must be [low, high] with 2 <= low <= high <= 30, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_cluster(self) -> SegmentationConfig:
+        if self.model == "rfm":
+            if self.k == "auto":
+                raise ValueError(
+                    "k = 'auto' does not apply to model 'rfm', whose named segments are fixed"
+                )
+            return self
+        if not self.clustered:
+            raise ValueError("nothing to cluster: list features, traits or categorical columns")
+        return self
+
+    @property
+    def derived_names(self) -> list[str]:
+        """The derived traits that are configured, in a fixed order."""
+        return [
+            name
+            for name, value in (
+                ("age", self.derived.age),
+                ("children", self.derived.children),
+                ("total_spend", self.derived.total_spend),
+            )
+            if value
+        ]
+
+    @property
+    def clustered(self) -> list[str]:
+        """Every column clustered, before ``category_shares`` is expanded."""
+        return [*self.features, *self.traits, *self.categorical]
 
 
 # ------------------------------------------------------------------------------------- channels
 
 
-class FileChannel(_Model):
+class _ChannelBase(_Model):
+    """Delivery settings every channel shares: retries, backoff and the claim lease."""
+
+    #: Attempts before a transiently failing message is marked failed (1 = never retry).
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    #: Wait before the first retry; each further retry waits twice as long (capped at a day).
+    backoff_seconds: float = Field(default=60.0, ge=0)
+    #: How long a claimed batch belongs to its worker; a killed worker's batch is reclaimed after.
+    lease_seconds: float = Field(default=300.0, gt=0)
+
+
+class FileChannel(_ChannelBase):
     """Write messages to files (one per channel and run), ready for an ESP or CRM upload."""
 
     type: Literal["file"]
-    format: Literal["csv", "jsonl"] = "csv"
+    format: Literal["csv", "jsonl", "parquet"] = "csv"
     directory: Path = Path("out")
 
 
-Channel = Annotated[FileChannel, Field(discriminator="type")]
+def _no_plain_secret(data: object, keys: tuple[str, ...]) -> object:
+    if isinstance(data, dict):
+        for key in keys:
+            if key in data:
+                raise ValueError(
+                    f"{key!r} must not be written in config.toml; name an environment variable "
+                    f"that holds it with {key}_env"
+                )
+    return data
+
+
+class SmtpChannel(_ChannelBase):
+    """Send email through an SMTP server (smtplib), credentials from environment variables."""
+
+    type: Literal["smtp"]
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    #: "starttls" upgrades a plain connection, "tls" connects with TLS (port 465), "none" is plain.
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    #: Names of the environment variables holding the login; no login when unset.
+    username_env: str | None = None
+    password_env: str | None = None
+    #: A CA bundle to verify the server with, instead of the system's (a private relay).
+    ca_file: Path | None = None
+    from_address: str = Field(alias="from")
+    reply_to: str | None = None
+    #: Parallel connections, each reused for many messages.
+    connections: int = Field(default=1, ge=1, le=32)
+    #: Messages per second across this process's connections; none means as fast as possible.
+    rate_limit: float | None = Field(default=None, gt=0)
+    timeout: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=200, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: object) -> object:
+        return _no_plain_secret(data, ("password", "username"))
+
+
+class WebhookChannel(_ChannelBase):
+    """POST each message (or each batch) as JSON to a URL, signed with HMAC-SHA256."""
+
+    type: Literal["webhook"]
+    url: str
+    #: "message": one POST per message; "batch": one POST with a list of messages.
+    mode: Literal["message", "batch"] = "message"
+    #: Environment variable holding the signing secret; no signature header when unset.
+    secret_env: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    rate_limit: float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=100, ge=1)
+    #: Further request headers (not secrets: those come from the environment).
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with 'http://' or 'https://', got {value!r}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: object) -> object:
+        return _no_plain_secret(data, ("secret",))
+
+
+Channel = Annotated[FileChannel | SmtpChannel | WebhookChannel, Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------------------------ campaigns
 
-_CRON_FIELDS = 5
-
-
-class ScheduleTrigger(_Model):
-    """Fire on a cron schedule (minute hour day month weekday) in a timezone."""
-
-    type: Literal["schedule"]
-    cron: str
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return _check_timezone(value)
-
-    @model_validator(mode="after")
-    def _valid_cron(self) -> ScheduleTrigger:
-        if len(self.cron.split()) != _CRON_FIELDS:
-            raise ValueError(
-                f"cron must have 5 fields (minute hour day month weekday), got {self.cron!r}"
-            )
-        try:
-            CronTrigger.from_crontab(self.cron, timezone=self.timezone)
-        except ValueError as exc:
-            raise ValueError(f"invalid cron expression {self.cron!r}: {exc}") from None
-        return self
-
-
-class OnceTrigger(_Model):
-    """Fire once, at a given time (a one-shot broadcast)."""
-
-    type: Literal["once"]
-    at: datetime
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return _check_timezone(value)
-
-
-Trigger = Annotated[ScheduleTrigger | OnceTrigger, Field(discriminator="type")]
 
 #: What a campaign name may look like (it appears in idempotency keys and file names).
 CAMPAIGN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([dh])\s*$")
+
+
+class VariantConfig(_Model):
+    """One arm of an experiment: a template, optional parameters (``variant.NAME`` in templates)."""
+
+    template: str
+    #: Share of the non-held-out audience, relative to the other variants' weights.
+    weight: float = Field(default=1.0, gt=0)
+    #: Values templates see as ``variant.<name>``, such as a discount percentage.
+    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class ExperimentConfig(_Model):
+    """An A/B (or A/B/n) test of a campaign's message, registered before it starts."""
+
+    #: The experiment's name in the store and in reports; by default the campaign's name.
+    name: str | None = None
+    #: Mixed into the assignment hash; change it only to re-randomise (a new experiment).
+    salt: str | None = None
+    variants: dict[str, VariantConfig] = Field(min_length=2)
+    #: The variant the others are compared with.
+    control: str = "control"
+    #: Share of the audience that receives nothing (measured as the "holdout" arm).
+    holdout: float = Field(default=0.0, ge=0, lt=1)
+    primary_metric: Literal["conversion", "ctr"] = "conversion"
+    secondary_metrics: list[Literal["revenue_per_exposure", "ctr", "conversion"]] = Field(
+        default=["revenue_per_exposure"]
+    )
+    #: Where conversions come from: purchases in the transaction log, or tracked events.
+    conversions: Literal["transactions", "tracked"] = "transactions"
+    #: A conversion counts when it happens this long after exposure ("14d", "48h").
+    attribution_window: str = "14d"
+    #: The smallest absolute change in the primary rate worth detecting (0.01 = 1 point).
+    minimum_detectable_effect: float = Field(default=0.01, gt=0, lt=1)
+    #: Two-sided significance level.
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0.5, lt=1)
+    #: The control arm's expected primary rate, for power and sample sizes before data exists.
+    baseline_rate: float = Field(default=0.05, gt=0, lt=1)
+    #: Days of spend before exposure used as the CUPED covariate (0 turns CUPED off).
+    covariate_days: int = Field(default=90, ge=0)
+
+    @field_validator("attribution_window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        found = _DURATION.match(value)
+        if not found or int(found.group(1)) == 0:
+            raise ValueError(
+                f"must be a positive number of days or hours such as '14d' or '48h', got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _control_is_a_variant(self) -> ExperimentConfig:
+        if self.control not in self.variants:
+            names = ", ".join(repr(v) for v in self.variants)
+            raise ValueError(
+                f"control {self.control!r} is not one of the variants ({names}); "
+                "name a variant 'control' or set control = 'NAME'"
+            )
+        if "holdout" in self.variants:
+            raise ValueError("'holdout' is reserved for the held-out arm; rename that variant")
+        return self
+
+
+class RecommendationsConfig(_Model):
+    """Product recommendations shown to a campaign's templates as ``recommendations``."""
+
+    #: Products per message.
+    count: int = Field(default=3, ge=1, le=50)
+    #: "cf" (bought together), "content" (similar names and categories), "blend" or "popular".
+    method: Literal["cf", "content", "blend", "popular"] = "blend"
+    #: Products bought this many days before the run are not recommended again...
+    exclude_days: int = Field(default=90, ge=0)
+    #: ...unless their category is a repeat-purchase kind, such as ["Coffee", "Tea"].
+    repeat_categories: list[str] = Field(default_factory=list)
 
 
 class CampaignConfig(_Model):
@@ -184,6 +380,31 @@ class CampaignConfig(_Model):
     subject: str = ""
     #: Higher wins when several campaigns want the same customer in one run.
     priority: int = 0
+    #: Only customers for whom this condition holds (see campaigns/conditions.py).
+    where: str | None = None
+    #: Extra message headers, each a template over the same context.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Frequency caps counting this campaign's own messages.
+    caps: list[Cap] = Field(default_factory=list)
+    #: Product recommendations for the templates (none: ``recommendations`` is empty).
+    recommendations: RecommendationsConfig | None = None
+
+    @field_validator("where")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Condition.parse(value)
+            except ConditionError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def condition(self) -> Condition | None:
+        """The parsed ``where`` condition."""
+        return Condition.parse(self.where) if self.where is not None else None
+
+    #: An optional A/B test of this campaign's message (variants replace ``template``).
+    experiment: ExperimentConfig | None = None
 
 
 class Settings(_Model):
@@ -193,6 +414,12 @@ class Settings(_Model):
     max_messages_per_customer_per_run: int = Field(default=1, ge=1)
     #: Base of the unsubscribe link shown to templates as ``unsubscribe_url``.
     unsubscribe_base_url: str = "https://example.com/unsubscribe"
+    #: Frequency caps over all campaigns, such as [{messages = 2, per = "7d"}].
+    caps: list[Cap] = Field(default_factory=list)
+    #: No delivery in these hours of the customer's own timezone (deferred, not dropped).
+    quiet_hours: QuietHours | None = None
+    #: A file of customer ids (one per line, or a CSV with a customer_id column) never to contact.
+    do_not_contact: Path | None = None
 
 
 class Config(_Model):
@@ -207,6 +434,13 @@ class Config(_Model):
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
     #: The folder of the config file: relative paths are resolved against it (set by the loader).
     root: Path = Path()
+
+    def require_campaign(self, name: str) -> CampaignConfig:
+        """The campaign called ``name``, or a :class:`ConfigError` listing the campaigns."""
+        if name not in self.campaigns:
+            known = ", ".join(sorted(self.campaigns)) or "none"
+            raise ConfigError(f"no campaign called {name!r}; campaigns in the config: {known}")
+        return self.campaigns[name]
 
     def path(self, value: Path) -> Path:
         """Resolve a path from the config against the config file's folder."""

@@ -54,6 +54,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from store.frames import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS, ShopData
+from store.sources.demo_events import abandoned_carts
 
 __all__ = [
     "GROUP_SHARES",
@@ -464,6 +465,7 @@ def generate_demo_shop(customers: int, seed: int, end: datetime) -> ShopData:
         customers=people[[*CUSTOMER_COLUMNS, *_TRAITS]],
         products=products[list(PRODUCT_COLUMNS)],
         transactions=transactions[list(TRANSACTION_COLUMNS)],
+        events=abandoned_carts(people["customer_id"], group != _LAPSED, end64, seed),
     )
 
 
