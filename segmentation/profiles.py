@@ -135,6 +135,11 @@ def spend_column(X: pd.DataFrame) -> str | None:
 
 def describe(zscores: Mapping[str, float], segment_id: int) -> str:
     """The automatic name of a segment from its z-scores (see the module docstring)."""
+    rfm = ("monetary", "recency", "frequency")
+    if all(zscores.get(column, 0.0) == 0.0 for column in rfm):
+        # No RFM information (no transaction log: every z-score is exactly 0): name by traits.
+        traits = {k: v for k, v in zscores.items() if k not in rfm}
+        return _describe_traits(traits, segment_id)
     parts = []
     if "monetary" in zscores:
         z = zscores["monetary"]

@@ -626,3 +626,33 @@ def test_events_feed_loads_and_quarantines(tmp_path: Path) -> None:
         ["4", "missing_event"],
         ["5", "bad_date"],
     ]
+
+
+def test_a_customers_file_alone_with_row_ids(tmp_path: Path) -> None:
+    from campaigns.config.schema import FilesSource, TableFile
+
+    (tmp_path / "clients.csv").write_text("Fresh,Milk\n10,3\n\n7,1\n", encoding="utf-8")
+    source = FilesSource(
+        type="files",
+        customers=TableFile(path=Path("clients.csv"), row_ids=True, traits=["*"]),
+    )
+    shop = load_files(source, tmp_path)
+    # Row numbers count data rows from 1; the blank line still counts, as in the file.
+    assert shop.customers["customer_id"].tolist() == ["1", "3"]
+    assert shop.customers["Fresh"].tolist() == [10, 7]
+    assert shop.transactions.empty
+    assert shop.products.empty
+
+
+def test_a_files_source_needs_a_table(tmp_path: Path) -> None:
+    from campaigns.config import load_config
+    from campaigns.errors import ConfigError
+
+    path = tmp_path / "config.toml"
+    path.write_text('[source]\ntype = "files"\n\n[channels.export]\ntype = "file"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}:1: source: needs [source.transactions], [source.customers] or both; "
+        "neither is given"
+    )

@@ -179,3 +179,43 @@ def test_cdnow_rfm_rules(shared_data: Path) -> None:
     assert profiles["Champions"].means["recency"] < profiles["At Risk"].means["recency"]
     assert profiles["Can't Lose Them"].means["monetary"] > profiles["Hibernating"].means["monetary"]
     assert [p.name for p in segmenter.profiles_] == list(RFM_SEGMENTS)
+
+
+def test_wholesale_from_config_alone(shared_data: Path, tmp_path: Path) -> None:
+    """The README's worked example: a customer table without ids or transactions, by config."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    config = tmp_path / "config.toml"
+    columns = '["Fresh", "Milk", "Grocery", "Frozen", "Detergents_Paper", "Delicassen"]'
+    config.write_text(
+        f"""[source]
+type = "files"
+
+[source.customers]
+path = "{shared_data / "wholesale_customers" / "wholesale_customers.csv"}"
+row_ids = true
+traits = ["*"]
+
+[segmentation]
+k = "auto"
+k_range = [2, 6]
+features = []
+traits = {columns}
+derived = {{ total_spend = {columns} }}
+preprocessing = {{ log = {columns} }}
+
+[channels.export]
+type = "file"
+""",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    loaded = runner.invoke(cli, ["load", "-c", str(config)], catch_exceptions=False)
+    assert loaded.output == "Loaded 440 customers, 0 products, 0 transaction lines.\n"
+    fitted = runner.invoke(cli, ["segment", "fit", "-c", str(config)], catch_exceptions=False)
+    assert fitted.exit_code == 0, fitted.output
+    assert "│  1 │ High Grocery, high Detergents_Paper │       188 │" in fitted.output
+    assert "│  2 │ Low Grocery, low Detergents_Paper   │       252 │" in fitted.output
+    assert "│ 2* │   1,844 │      0.290 │             189.0 │" in fitted.output

@@ -67,18 +67,29 @@ class TableFile(_Model):
     columns: dict[str, str] = Field(default_factory=dict)
     #: Further file columns to keep as customer traits (customers file only); "*" keeps all.
     traits: list[str] = Field(default_factory=list)
+    #: For a customers file without an id column: number the rows from 1 as customer ids.
+    row_ids: bool = False
 
 
 class FilesSource(_Model):
     """Customers and transactions read from files; rows that cannot be used go to ``quarantine``."""
 
     type: Literal["files"]
-    transactions: TableFile
+    #: The transaction log; without one, a customers file alone is segmented by its traits.
+    transactions: TableFile | None = None
     customers: TableFile | None = None
     products: TableFile | None = None
     #: The events feed (customer_id, event, occurred_at) that ``event`` triggers fire on.
     events: TableFile | None = None
     quarantine: Path = Path("quarantine")
+
+    @model_validator(mode="after")
+    def _some_table(self) -> FilesSource:
+        if self.transactions is None and self.customers is None:
+            raise ValueError(
+                "needs [source.transactions], [source.customers] or both; neither is given"
+            )
+        return self
 
 
 Source = Annotated[DemoSource | FilesSource, Field(discriminator="type")]

@@ -224,8 +224,17 @@ def _read(name: str, spec: TableFile, root: Path, keys: Sequence[str]) -> _Table
         frame, line = _read_parquet(name, path)
     else:
         frame, line = _read_csv(name, spec, path)
-    columns = _mapping(name, spec, path, list(frame.columns), keys)
+    if spec.row_ids:
+        # No id column: the row number (1 = the first data row) is the customer id.
+        frame = frame.assign(**{_ROW_ID: (line - 1).astype(str)})
+    columns = _mapping(name, spec, path, [c for c in frame.columns if c != _ROW_ID], keys)
+    if spec.row_ids:
+        columns["customer_id"] = _ROW_ID
     return _Table(name=name, path=path, spec=spec, frame=frame, line=line, columns=columns)
+
+
+#: The column a ``row_ids`` table gets for its generated customer ids.
+_ROW_ID = "__row_id"
 
 
 # ---------------------------------------------------------------------------------- converting
@@ -517,6 +526,25 @@ def _transactions(table: _Table, known_customers: pd.Series | None) -> _Lines:
     )
 
 
+def _no_lines() -> _Lines:
+    """No transaction log: a customers file is segmented by its traits alone."""
+    empty = pd.DataFrame(
+        {
+            "invoice": pd.Series(dtype="str"),
+            "customer_id": pd.Series(dtype="str"),
+            "product_id": pd.Series(dtype="str"),
+            "quantity": pd.Series(dtype="int64"),
+            "unit_price": pd.Series(dtype="float64"),
+            "invoiced_at": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
+    text = pd.Series(dtype="str")
+    first_seen = pd.DataFrame(
+        {"customer_id": text, "first_seen": pd.Series(dtype="datetime64[ns]")}
+    )
+    return _Lines(empty, text, text, first_seen, _Verdict(0))
+
+
 def _derived_products(lines: _Lines) -> pd.DataFrame:
     """The catalogue as the transactions describe it: price = median unit price."""
     tx = lines.transactions
@@ -616,7 +644,11 @@ def load_files(source: FilesSource, root: Path) -> ShopData:
     Raises :class:`~campaigns.errors.DataError` when a file is missing or unreadable, a mapped
     column is absent from its file, or a required column has no mapping.
     """
-    tx_table = _read("transactions", source.transactions, root, TRANSACTION_KEYS)
+    tx_table = (
+        _read("transactions", source.transactions, root, TRANSACTION_KEYS)
+        if source.transactions
+        else None
+    )
     customer_table = (
         _read("customers", source.customers, root, CUSTOMER_COLUMNS) if source.customers else None
     )
@@ -627,8 +659,13 @@ def load_files(source: FilesSource, root: Path) -> ShopData:
     customer_verdict: _Verdict | None = None
     if customer_table is not None:
         customers, customer_verdict = _customers(customer_table)
-        lines = _transactions(tx_table, customers["customer_id"])
+        lines = (
+            _transactions(tx_table, customers["customer_id"])
+            if tx_table is not None
+            else _no_lines()
+        )
     else:
+        assert tx_table is not None  # the config requires one of the two
         lines = _transactions(tx_table, None)
         customers = _derived_customers(lines)
 
