@@ -100,6 +100,7 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
                 condition.check_names(columns)
             except ConditionError as exc:
                 raise ConfigError(f"{where}.where: {exc}") from None
+
         # The campaign's template, and in an experiment each variant's, with its parameters.
         for template_name, variant in trial_renders(campaign):
             try:

@@ -26,9 +26,10 @@ from campaigns.config.rules import (
     SegmentTrigger,
     parse_duration,
 )
-from campaigns.config.schema import CampaignConfig, Config
-from campaigns.errors import UnknownSegment
+from campaigns.config.schema import CampaignConfig, Config, TargetConfig
+from campaigns.errors import ConfigError, UnknownSegment
 from campaigns.keys import idempotency_key
+from campaigns.personalization.targeting import select_targets
 from campaigns.triggers import last_fire
 
 # Why a campaign does nothing in a run.
@@ -40,6 +41,7 @@ NO_TRIGGER = "nobody triggered it"
 
 # Why a customer in an audience gets no message.
 ALREADY_SENT = "already sent for this occasion"
+NOT_TARGETED = "below the targeting cut"
 SUPPRESSED = "suppressed"
 LOWER_PRIORITY = "lower priority"
 CAMPAIGN_CAP = "campaign cap"
@@ -232,6 +234,11 @@ def _audience(
     condition = campaign.condition()
     if condition is not None and mask.any():
         mask &= condition.evaluate(table.frame, inputs.at).to_numpy(dtype=bool)
+    untargeted = 0
+    if campaign.target is not None and mask.any():
+        before = int(mask.sum())
+        mask = _targeted(name, campaign.target, table, mask)
+        untargeted = before - int(mask.sum())
     rows = np.flatnonzero(mask)
     # Object columns: pandas would otherwise copy every id into a new string array.
     audience = pd.DataFrame(
@@ -249,7 +256,7 @@ def _audience(
             "position": rows,
         }
     )
-    left_out: dict[str, int] = {}
+    left_out: dict[str, int] = {NOT_TARGETED: untargeted} if untargeted else {}
     if occasions is not None and len(audience):
         # A per-customer occasion (an entry, an inactive spell, an event) is messaged once.
         sent = inputs.already_sent(name, audience["window"].unique().tolist())
@@ -266,6 +273,32 @@ def _audience(
         status = NO_TRIGGER
     selected = audience if status == DUE else audience.iloc[0:0]
     return CampaignPlan(name, campaign, status, window, audience, selected, left_out)
+
+
+def _targeted(
+    name: str, target: TargetConfig, table: _Table, mask: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """The audience narrowed to the customers worth messaging by expected value."""
+    frame = table.frame
+    for key, column in (("by", target.by), ("value", target.value)):
+        if isinstance(column, str) and column not in frame.columns:
+            raise ConfigError(
+                f"campaigns.{name}.target.{key}: unknown column {column!r} (scores such as "
+                "propensity exist once a model is trained: campaign model train)"
+            )
+    rows = np.flatnonzero(mask)
+    scores = pd.Series(frame[target.by].to_numpy(dtype=float)[rows], index=rows)
+    value: pd.Series | float = (
+        pd.Series(frame[target.value].to_numpy(dtype=float)[rows], index=rows)
+        if isinstance(target.value, str)
+        else float(target.value)
+    )
+    chosen = select_targets(
+        scores.fillna(0.0), value, target.top, target.share, target.budget, target.cost
+    )
+    narrowed = np.zeros_like(mask)
+    narrowed[np.asarray(chosen, dtype=np.int64)] = True
+    return narrowed
 
 
 def _occasions(

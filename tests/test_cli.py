@@ -282,3 +282,17 @@ def test_do_not_contact_file(demo_workspace: Path) -> None:
     sent = 398 - held_out(result.output)
     assert result.output.splitlines()[-1] == f"Queued {sent} new messages; sent {sent}."
     assert "- newsletter: 2 left out (suppressed)" in result.output
+
+
+def test_check_reports_a_target_score_that_does_not_exist(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    last = 'subject = "This week at Bean & Leaf"\npriority = 0\n'
+    target = 'target = { by = "propensity", top = 100 }\n'
+    demo_workspace.write_text(text.replace(last, last + target))
+    invoke("load", "-c", str(demo_workspace))
+    result = invoke("check", "-c", str(demo_workspace))
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: campaigns.newsletter.target.by: unknown column 'propensity' (scores such as "
+        "propensity exist once a model is trained: campaign model train)\n"
+    )

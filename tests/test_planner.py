@@ -276,3 +276,22 @@ def test_condition_errors_name_the_key_and_column(tmp_path: Path) -> None:
         f"{tmp_path}/config.toml:12: campaigns.c.where: column 9: expected a value but found "
         "the end"
     )
+
+
+def test_target_the_best_by_expected_value(tmp_path: Path) -> None:
+    text = one(
+        '{ type = "schedule", cron = "0 8 * * *" }',
+        '[campaigns.c.target]\nby = "score"\nvalue = "monetary"\ntop = 2',
+    )
+    config = load(tmp_path, text)
+    table = customers().assign(
+        score=[0.1, 0.9, 0.5, 0.2, 0.05], monetary=[100.0, 10.0, 50.0, 300.0, 10.0]
+    )
+    made = PlanInputs(customers=table, at=AT)
+    [plan] = plan_campaigns(config, made, NAMES)
+    # Expected values: a 10, b 9, c 25, d 60, e 0.5: the two best are d and c.
+    assert sorted(ids(plan.selected)) == ["c", "d"]
+    assert dict(plan.left_out) == {"below the targeting cut": 3}
+    shared = load(tmp_path, text.replace("top = 2", "share = 0.2"))
+    [plan] = plan_campaigns(shared, made, NAMES)
+    assert ids(plan.selected) == ["d"]

@@ -363,6 +363,29 @@ class ExperimentConfig(_Model):
         return self
 
 
+class TargetConfig(_Model):
+    """Send only to the customers worth it, best first by expected value ``by * value``.
+
+    ``by`` is a score column (``propensity`` or ``uplift`` from a trained model, or any numeric
+    trait); ``value`` a column (such as ``average_order_value``) or one number. At most ``top``
+    customers, or ``share`` of the audience, or ``budget / cost`` messages; with a ``cost``, only
+    customers whose expected value exceeds it.
+    """
+
+    by: str
+    value: str | float = 1.0
+    top: int | None = Field(default=None, ge=1)
+    share: float | None = Field(default=None, gt=0, le=1)
+    budget: float | None = Field(default=None, gt=0)
+    cost: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _budget_has_cost(self) -> TargetConfig:
+        if self.budget is not None and self.cost == 0:
+            raise ValueError("budget needs cost, the price of one message")
+        return self
+
+
 class RecommendationsConfig(_Model):
     """Product recommendations shown to a campaign's templates as ``recommendations``."""
 
@@ -399,6 +422,8 @@ class CampaignConfig(_Model):
     caps: list[Cap] = Field(default_factory=list)
     #: Product recommendations for the templates (none: ``recommendations`` is empty).
     recommendations: RecommendationsConfig | None = None
+    #: Target only the best customers of the audience by a model's score (see TargetConfig).
+    target: TargetConfig | None = None
 
     @field_validator("where")
     @classmethod
