@@ -17,9 +17,8 @@ from enum import StrEnum
 
 import pandas as pd
 
-#: The outbox columns a channel may read from a batch.
-BATCH_COLUMNS = (
-    "id",
+#: What a message says and to whom: the fields a channel passes on (files, webhook bodies).
+MESSAGE_FIELDS = (
     "idempotency_key",
     "campaign",
     "customer_id",
@@ -30,8 +29,10 @@ BATCH_COLUMNS = (
     "body_text",
     "body_html",
     "headers",
-    "attempts",
 )
+
+#: The outbox columns a channel may read from a batch.
+BATCH_COLUMNS = ("id", *MESSAGE_FIELDS, "attempts")
 
 
 class Fate(StrEnum):

@@ -21,19 +21,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from campaigns.delivery.base import Channel, Outcome, Result
+from campaigns.delivery.base import MESSAGE_FIELDS, Channel, Outcome, Result
 
-EXPORT_COLUMNS = (
-    "idempotency_key",
-    "campaign",
-    "customer_id",
-    "segment_id",
-    "variant",
-    "recipient",
-    "subject",
-    "body_text",
-    "body_html",
-)
+#: Exported columns: the message fields but the headers (a mapping, not a column of text).
+EXPORT_COLUMNS = tuple(c for c in MESSAGE_FIELDS if c != "headers")
 
 _SCHEMA = pa.schema(
     [(name, pa.int64() if name == "segment_id" else pa.string()) for name in EXPORT_COLUMNS]

@@ -21,24 +21,13 @@ import pandas as pd
 
 from campaigns.config.schema import WebhookChannel as WebhookSettings
 from campaigns.delivery._rate import RateLimiter
-from campaigns.delivery.base import Channel, Outcome, Result
+from campaigns.delivery.base import MESSAGE_FIELDS, Channel, Outcome, Result
 from campaigns.errors import DeliveryError
 
 SIGNATURE_HEADER = "X-Campaign-Signature"
 
 #: The message fields a webhook body carries.
-FIELDS = (
-    "idempotency_key",
-    "campaign",
-    "customer_id",
-    "segment_id",
-    "variant",
-    "recipient",
-    "subject",
-    "body_text",
-    "body_html",
-    "headers",
-)
+FIELDS = MESSAGE_FIELDS
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
