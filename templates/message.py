@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,17 +105,17 @@ def _get(
 def _render(template: Template, context: dict[str, Any], label: str) -> str:
     # Template.render copies the environment's globals (a ChainMap) into every new context; a
     # context over globals merged once per template is the same render at half the cost.
-    merged = _GLOBALS.get(id(template))
-    if merged is None or merged[0] is not template:
-        merged = _GLOBALS[id(template)] = (template, dict(template.globals))
+    merged = _GLOBALS.get(template)
+    if merged is None:
+        merged = _GLOBALS[template] = dict(template.globals)
     try:
         try:
             frame = template.environment.context_class(
                 template.environment,
-                {**merged[1], **context},
+                {**merged, **context},
                 template.name,
                 template.blocks,
-                globals=merged[1],
+                globals=merged,
             )
             return template.environment.concat(template.root_render_func(frame))
         except Exception:
@@ -126,8 +127,9 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
         raise TemplateCheckError(f"{where}: {exc}") from None
 
 
-#: Per compiled template, its globals as one dict (templates are compiled once per run).
-_GLOBALS: dict[int, tuple[Template, dict[str, Any]]] = {}
+#: Per compiled template, its globals as one dict. Weak keys: the daemon compiles templates anew
+#: for every run, and a template no run uses any more must not be kept alive by this cache.
+_GLOBALS: weakref.WeakKeyDictionary[Template, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def _template_line(exc: BaseException, template: Template) -> int | None:
