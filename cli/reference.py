@@ -1,7 +1,7 @@
-"""The README's command reference, generated from ``--help`` so that it cannot drift.
+"""The manual's command reference (``docs/cli.md``), generated from ``--help`` so it cannot drift.
 
-python -m cli.reference            # print it
-python -m cli.reference README.md  # rewrite the block between the markers in place
+python -m cli.reference              # print it
+python -m cli.reference docs/cli.md  # rewrite the block between the markers in place
 """
 
 from __future__ import annotations
