@@ -28,14 +28,14 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, text
-from sqlmodel import SQLModel
+from sqlalchemy import Engine
 
 from campaigns.config.schema import SmtpChannel as SmtpSettings
 from campaigns.delivery import FileChannel, SmtpChannel
 from campaigns.delivery.base import Fate
 from store import outbox
 from store.engine import connect, opened_store
+from store.migrate import drop_everything
 
 AT = datetime(2026, 11, 23, 12, 0)
 TEXT = (
@@ -109,9 +109,7 @@ def bench_store(
 
 def reset(url: str) -> None:
     engine: Engine = connect(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS scheduler_job"))
-    SQLModel.metadata.drop_all(engine)
+    drop_everything(engine)
     engine.dispose()
 
 

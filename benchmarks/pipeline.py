@@ -23,6 +23,7 @@ from pathlib import Path
 from campaigns.config import load_config
 from campaigns.run import RunResult, run_campaigns
 from store.engine import connect
+from store.migrate import drop_everything
 
 REPO = Path(__file__).resolve().parents[1]
 AT = datetime(2026, 11, 23, 12, 0)
@@ -96,12 +97,8 @@ def table(title: str, clock: StageClock, total: float, result: RunResult) -> str
 
 def reset(url: str) -> None:
     """Empty a PostgreSQL benchmark database (a SQLite one is a new temporary file)."""
-    from sqlmodel import SQLModel
-
-    import store.tables  # noqa: F401  (registers the tables)
-
     engine = connect(url)
-    SQLModel.metadata.drop_all(engine)
+    drop_everything(engine)
     engine.dispose()
 
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from store.errors import CampaignError, DataError, RunLockedError, StoreError
 
-class CampaignError(Exception):
-    """Base class of every error a user can cause and fix (bad config, bad data, bad store)."""
+__all__ = [
+    "CampaignError",
+    "ConfigError",
+    "DataError",
+    "DeliveryError",
+    "RunLockedError",
+    "StoreError",
+    "TemplateCheckError",
+    "UnknownSegment",
+]
 
 
 class ConfigError(CampaignError):
     """The configuration file is invalid; the message names the file, line and key path."""
-
-
-class DataError(CampaignError):
-    """A data source cannot be read (missing file, missing column, unreadable format)."""
-
-
-class StoreError(CampaignError):
-    """The store cannot be used (wrong schema version, unreachable database)."""
 
 
 class UnknownSegment(CampaignError):
@@ -25,10 +26,6 @@ class UnknownSegment(CampaignError):
 
 class TemplateCheckError(CampaignError):
     """A template does not compile or reads a variable that the render context lacks."""
-
-
-class RunLockedError(CampaignError):
-    """Another run holds the store's run lock."""
 
 
 class DeliveryError(CampaignError):

@@ -11,6 +11,7 @@ from cli.model import model_group, recommend_group
 from cli.plan import forecast_command, plan_command, preview_command
 from cli.run import run_command
 from cli.segment import segment_group
+from cli.store import migrate_command
 from cli.workspace import check_command, init_command, status_command
 
 
@@ -30,6 +31,7 @@ for command in (
     status_command,
     load_command,
     demo_command,
+    migrate_command,
     worker_command,
     pause_command,
     resume_command,

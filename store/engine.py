@@ -1,4 +1,4 @@
-"""Engines from a URL, schema creation and the schema-version check."""
+"""Engines from a URL, and opening a store (created or migrated to this version's schema)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from campaigns.errors import StoreError
-from store.tables import SCHEMA_VERSION, Meta
+from store.errors import StoreError
+from store.migrate import ensure_current, safe_url
+from store.tables import Meta
 
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -52,23 +53,20 @@ def connect(url: str, root: Path | None = None) -> Engine:
 
 
 def open_store(url: str, root: Path | None = None) -> Engine:
-    """Connect, create the tables of a new store, and refuse a store of another schema version."""
+    """Connect, and bring the store to this version's schema (see :mod:`store.migrate`).
+
+    A new database is created; a store behind this version gets its pending migrations when they
+    only add; any other store is refused with a :class:`StoreError` that says what to do.
+    """
     engine = connect(url, root)
     try:
-        existing = set(inspect(engine).get_table_names())
-        if "meta" in existing:
-            check_version(engine)
+        ensure_current(engine)
     except OperationalError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
-    except StoreError:
+        raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None
+    except BaseException:
         engine.dispose()
         raise
-    SQLModel.metadata.create_all(engine)
-    if "meta" not in existing:
-        with Session(engine) as session:
-            session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            session.commit()
     return engine
 
 
@@ -80,17 +78,6 @@ def opened_store(url: str, root: Path | None = None) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def check_version(engine: Engine) -> None:
-    """Raise :class:`StoreError` unless the store was written with this schema version."""
-    found = get_meta(engine, "schema_version") or "none"
-    if found != str(SCHEMA_VERSION):
-        raise StoreError(
-            f"the store at {_safe(str(engine.url))} has schema version {found}, but this version "
-            f"of campaign uses schema version {SCHEMA_VERSION}; point [store] url at a new "
-            "database, or upgrade campaign to the version that wrote it"
-        )
 
 
 def get_meta(engine: Engine, key: str) -> str | None:
@@ -105,13 +92,3 @@ def set_meta(engine: Engine, key: str, value: str) -> None:
     with Session(engine) as session:
         session.merge(Meta(key=key, value=value))
         session.commit()
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from campaigns.errors import RunLockedError
+from store.errors import RunLockedError
 
 #: The advisory lock's key on PostgreSQL (any constant; "campaign" in ASCII).
 _ADVISORY_KEY = 0x63616D706169676E

@@ -1,5 +1,9 @@
 """The store's tables, as SQLModel classes.
 
+These classes describe the schema at the newest migration; the migrations in
+``store/migrations/versions`` create and change the tables (a test holds the two equal). A change
+here needs a new migration: ``python -m store.new_migration "what it does"``.
+
 Times are stored as naive UTC (``TIMESTAMP WITHOUT TIME ZONE``); every datetime in the library is
 naive UTC, converted at the edges (config timezones, ``--at`` offsets). Bulk paths (customers,
 transactions, messages) go through :mod:`store.bulk`, never row by row.
@@ -10,11 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, event
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
-
-#: Bumped whenever a table changes shape; a store written by another version is refused.
-SCHEMA_VERSION = 2
 
 
 class Meta(SQLModel, table=True):
@@ -108,10 +109,15 @@ class CampaignRun(SQLModel, table=True):
     started_at: datetime = Field(sa_type=DateTime)
     finished_at: datetime | None = Field(default=None, sa_type=DateTime)
     at: datetime = Field(sa_type=DateTime)
-    status: str = "running"  # running, succeeded, failed
+    status: str = "running"  # running, succeeded, failed, died
     config_hash: str = ""
     summary: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     error: str | None = None
+    #: The process running it, so that a later run can tell that it died (SIGKILL, power cut).
+    host: str | None = None
+    pid: int | None = None
+    #: Pushed forward while the run works; a ``running`` run past it on another host has died.
+    alive_until: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class CampaignWindow(SQLModel, table=True):
@@ -161,6 +167,30 @@ class Message(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_type=DateTime)
     #: A message that failed transiently is queued again, to be claimed from this time on.
     next_attempt_at: datetime | None = Field(default=None, sa_type=DateTime)
+    #: When its first delivery attempt failed: retries go on until ``give_up_after`` from here.
+    first_failed_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class ExportBatch(SQLModel, table=True):
+    """A file export in flight: recorded before its file is renamed into place.
+
+    ``prepared``: the messages (status ``exporting``, ``claimed_by`` = ``token``) are written to
+    ``temp_path``, to be renamed to ``path``. ``done``: renamed and the messages marked sent.
+    ``rolled_back``: the file never reached ``path`` and the messages went back to the queue. A
+    drain first finishes or rolls back every prepared batch, so a crash between the rename and the
+    marks never exports a message twice.
+    """
+
+    __tablename__ = "export_batch"
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str
+    token: str = Field(unique=True)
+    path: str
+    temp_path: str
+    messages: int
+    status: str = Field(default="prepared", index=True)
+    created_at: datetime = Field(sa_type=DateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class Exposure(SQLModel, table=True):
@@ -221,7 +251,8 @@ class ExposureCount(SQLModel, table=True):
     """Exposures per experiment, arm and UTC day, kept by database triggers on ``exposure``.
 
     Reports read these few rows instead of counting millions of exposures. The triggers fire in
-    the inserting (or deleting) transaction, whoever writes, so the counts cannot drift.
+    the inserting (or deleting) transaction, whoever writes, so the counts cannot drift. They are
+    created by the migrations (``store/migrations/versions``), as is every table here.
     """
 
     __tablename__ = "exposure_count"
@@ -232,50 +263,6 @@ class ExposureCount(SQLModel, table=True):
     #: Sums of the exposures' covariate and of its square.
     covariate_sum: float = 0.0
     covariate_sq: float = 0.0
-
-
-_EXPOSURE_COUNT_SQLITE = (
-    "CREATE TRIGGER IF NOT EXISTS exposure_count_insert AFTER INSERT ON exposure BEGIN "
-    "INSERT INTO exposure_count (experiment, variant, day, exposures, covariate_sum, "
-    "covariate_sq) VALUES (NEW.experiment, NEW.variant, substr(NEW.exposed_at, 1, 10), 1, "
-    "NEW.covariate, NEW.covariate * NEW.covariate) ON CONFLICT (experiment, variant, day) "
-    "DO UPDATE SET exposures = exposures + 1, covariate_sum = covariate_sum + NEW.covariate, "
-    "covariate_sq = covariate_sq + NEW.covariate * NEW.covariate; END",
-    "CREATE TRIGGER IF NOT EXISTS exposure_count_delete AFTER DELETE ON exposure BEGIN "
-    "UPDATE exposure_count SET exposures = exposures - 1, "
-    "covariate_sum = covariate_sum - OLD.covariate, "
-    "covariate_sq = covariate_sq - OLD.covariate * OLD.covariate WHERE experiment = "
-    "OLD.experiment AND variant = OLD.variant AND day = substr(OLD.exposed_at, 1, 10); END",
-)
-# Statement-level triggers with transition tables: one grouped upsert per INSERT or COPY.
-_EXPOSURE_COUNT_POSTGRES = (
-    "CREATE OR REPLACE FUNCTION exposure_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN INSERT INTO exposure_count (experiment, variant, day, exposures, covariate_sum, "
-    "covariate_sq) SELECT experiment, variant, to_char(exposed_at, 'YYYY-MM-DD'), COUNT(*), "
-    "SUM(covariate), SUM(covariate * covariate) FROM new_rows GROUP BY 1, 2, 3 "
-    "ON CONFLICT (experiment, variant, day) DO UPDATE "
-    "SET exposures = exposure_count.exposures + EXCLUDED.exposures, "
-    "covariate_sum = exposure_count.covariate_sum + EXCLUDED.covariate_sum, "
-    "covariate_sq = exposure_count.covariate_sq + EXCLUDED.covariate_sq; RETURN NULL; END $$",
-    "CREATE OR REPLACE FUNCTION exposure_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN UPDATE exposure_count c SET exposures = c.exposures - o.n, "
-    "covariate_sum = c.covariate_sum - o.x, covariate_sq = c.covariate_sq - o.xx "
-    "FROM (SELECT experiment, variant, to_char(exposed_at, 'YYYY-MM-DD') AS day, COUNT(*) AS n, "
-    "SUM(covariate) AS x, SUM(covariate * covariate) AS xx FROM old_rows "
-    "GROUP BY 1, 2, 3) o WHERE c.experiment = o.experiment AND c.variant = o.variant "
-    "AND c.day = o.day; RETURN NULL; END $$",
-    "CREATE TRIGGER exposure_count_insert AFTER INSERT ON exposure REFERENCING NEW TABLE AS "
-    "new_rows FOR EACH STATEMENT EXECUTE FUNCTION exposure_count_insert()",
-    "CREATE TRIGGER exposure_count_delete AFTER DELETE ON exposure REFERENCING OLD TABLE AS "
-    "old_rows FOR EACH STATEMENT EXECUTE FUNCTION exposure_count_delete()",
-)
-# Created with exposure_count (after exposure: tables are created in name order).
-for _statement in _EXPOSURE_COUNT_SQLITE:
-    _ddl = DDL(_statement).execute_if(dialect="sqlite")  # type: ignore[no-untyped-call]
-    event.listen(ExposureCount.__table__, "after_create", _ddl)  # type: ignore[attr-defined]
-for _statement in _EXPOSURE_COUNT_POSTGRES:
-    _ddl = DDL(_statement).execute_if(dialect="postgresql")  # type: ignore[no-untyped-call]
-    event.listen(ExposureCount.__table__, "after_create", _ddl)  # type: ignore[attr-defined]
 
 
 class Suppression(SQLModel, table=True):

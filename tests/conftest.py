@@ -28,9 +28,9 @@ def shared_data() -> Path:
 from collections.abc import Iterator  # noqa: E402
 
 from sqlalchemy import Engine  # noqa: E402
-from sqlmodel import SQLModel  # noqa: E402
 
 from store.engine import connect, open_store  # noqa: E402
+from store.migrate import drop_everything  # noqa: E402
 from tests.pg_server import postgres_server  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def postgres_url() -> Iterator[str]:
 
 def _reset_postgres(url: str) -> None:
     engine = connect(url)
-    SQLModel.metadata.drop_all(engine)
+    drop_everything(engine)
     engine.dispose()
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from sqlmodel import SQLModel
 
 from campaigns.delivery import message_id
 from store import outbox
 from store.bulk import read_frame
 from store.engine import connect, opened_store
+from store.migrate import drop_everything
 from tests.delivery_kit import EVERYONE, REPO, make_workspace, outbox_rows, smtp_channel
 from tests.smtp_server import MailServer, smtp_server
 
@@ -98,11 +98,11 @@ def test_a_run_killed_mid_delivery_and_restarted_sends_every_message_exactly_onc
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
     engine = connect(postgres_url)
-    SQLModel.metadata.drop_all(engine)
+    drop_everything(engine)
     engine.dispose()
     yield postgres_url
     engine = connect(postgres_url)
-    SQLModel.metadata.drop_all(engine)
+    drop_everything(engine)
     engine.dispose()
 
 

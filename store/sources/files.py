@@ -35,7 +35,7 @@ from pandas.api.types import (
 from pandas.tseries.api import guess_datetime_format
 
 from campaigns.config.schema import FilesSource, TableFile
-from campaigns.errors import DataError
+from store.errors import DataError
 from store.frames import (
     CUSTOMER_COLUMNS,
     EVENT_COLUMNS,
