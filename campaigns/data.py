@@ -8,8 +8,9 @@ from sqlalchemy import Engine
 
 from campaigns.config.schema import Config, DemoSource
 from campaigns.progress import Progress, quiet
-from store.engine import get_meta, opened_store, set_meta
+from store.engine import get_meta, opened_store
 from store.frames import ShopData
+from store.locks import run_lock
 from store.shop import count_customers, load_shop, save_shop
 from store.sources.demo import generate_demo_shop
 from store.sources.files import load_files
@@ -32,8 +33,7 @@ def load_data(
     report("Reading source", 0, None)
     shop = read_source(config, today)
     report("Saving to store", 0, None)
-    save_shop(engine, shop)
-    set_meta(engine, "loaded_at", today.isoformat())
+    save_shop(engine, shop, facts={"loaded_at": today.isoformat()})
     return shop
 
 
@@ -57,15 +57,17 @@ def loaded_at(engine: Engine) -> str | None:
 
 
 def reload_source(config: Config, now: datetime) -> ShopData:
-    """``campaign load``: re-read the configured source into the store."""
-    with opened_store(config.store.url, config.root) as engine:
+    """``campaign load``: re-read the configured source into the store.
+
+    It holds the run lock: a load and a run never work on the store at once.
+    """
+    with opened_store(config.store.url, config.root) as engine, run_lock(engine):
         return load_data(engine, config, now)
 
 
 def replace_with_demo(config: Config, customers: int, seed: int, end: datetime) -> ShopData:
     """``campaign demo``: fill the store with a demo shop of the given size."""
     shop = generate_demo_shop(customers, seed, end)
-    with opened_store(config.store.url, config.root) as engine:
-        save_shop(engine, shop)
-        set_meta(engine, "loaded_at", end.isoformat())
+    with opened_store(config.store.url, config.root) as engine, run_lock(engine):
+        save_shop(engine, shop, facts={"loaded_at": end.isoformat()})
     return shop

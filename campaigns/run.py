@@ -20,13 +20,14 @@ from sqlmodel import Session
 from campaigns.compose import HELD_OUT, compose
 from campaigns.config.schema import Config
 from campaigns.data import ensure_data
-from campaigns.delivery.drain import drain
+from campaigns.delivery.drain import DrainResult, drain
 from campaigns.experiments import HOLDOUT, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
 from campaigns.planner import DUE, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
+from campaigns.run_records import heartbeat, start_run
 from campaigns.segments import FittedSegments, ensure_model, record_membership, segment_features
 from store import outbox
 from store.engine import opened_store
@@ -63,6 +64,8 @@ class RunResult:
     failed: int = 0
     #: Messages that failed transiently and wait in the outbox for a retry.
     retrying: int = 0
+    #: Messages withheld at send time: their customer became suppressed after queueing.
+    suppressed: int = 0
     loaded: bool = False
     model_version: int = 0
     model_fitted: bool = False
@@ -160,36 +163,60 @@ def _run(
 
     report("Planning", 0, None)
     plans = plan_run(engine, config, ready, at, only)
-    run_id = _start_run(engine, config, at) if not dry_run else 0
+    run_id, died = start_run(engine, at, config_hash(config)) if not dry_run else (0, [])
     result.run_id = run_id if not dry_run else None
+    if died:
+        listed = ", ".join(str(d) for d in died)
+        result.notes.append(f"run {listed} died without finishing (marked died)")
     try:
-        if not dry_run:
-            result.entered, result.exited = record_membership(
-                engine, run_id, model.version, segment_ids, at
-            )
-        _compose_and_enqueue(
-            engine, config, plans, ready.shop, customers, model, at, run_id, result, report
-        )
-        if not dry_run:
-            report("Delivering", 0, None)
-            delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
-            result.sent = sum(delivered.sent.values())
-            result.failed = sum(delivered.failed.values()) + sum(delivered.bounced.values())
-            result.retrying = sum(delivered.retrying.values())
-            if delivered.paused:
-                result.notes.append(
-                    "delivery is paused (campaign resume): queued messages wait in the outbox"
+        with nullcontext() if dry_run else heartbeat(engine, run_id):
+            if not dry_run:
+                result.entered, result.exited = record_membership(
+                    engine, run_id, model.version, segment_ids, at
                 )
-            result.rows = [
-                _with_destination(row, delivered.destinations.get(row.campaign))
-                for row in result.rows
-            ]
-            _finish_run(engine, run_id, result)
+            _compose_and_enqueue(
+                engine, config, plans, ready.shop, customers, model, at, run_id, result, report
+            )
+            if not dry_run:
+                report("Delivering", 0, None)
+                delivered = drain(
+                    engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}", run_id=run_id
+                )
+                _note_delivery(result, delivered)
+                _finish_run(engine, run_id, result)
     except BaseException as exc:
         if not dry_run:
             _fail_run(engine, run_id, exc)
         raise
     return result
+
+
+def _note_delivery(result: RunResult, delivered: DrainResult) -> None:
+    """Fold a drain's counts into the run's result and notes."""
+    result.sent = sum(delivered.sent.values())
+    result.failed = sum(delivered.failed.values()) + sum(delivered.bounced.values())
+    result.retrying = sum(delivered.retrying.values())
+    result.suppressed = sum(delivered.suppressed.values())
+    for campaign, count in sorted(delivered.suppressed.items()):
+        result.notes.append(
+            f"{campaign}: {count:,} not sent (the customer was suppressed after queueing)"
+        )
+    earlier = sum(delivered.from_earlier_runs.values())
+    if earlier:
+        runs = ", ".join(str(r) for r in sorted(delivered.from_earlier_runs))
+        result.notes.append(f"delivered {earlier:,} messages queued by earlier runs ({runs})")
+    if delivered.exports_finished:
+        result.notes.append(
+            f"finished {delivered.exports_finished:,} exported messages that a stopped run "
+            "had written but not recorded"
+        )
+    if delivered.paused:
+        result.notes.append(
+            "delivery is paused (campaign resume): queued messages wait in the outbox"
+        )
+    result.rows = [
+        _with_destination(row, delivered.destinations.get(row.campaign)) for row in result.rows
+    ]
 
 
 def _compose_and_enqueue(
@@ -315,18 +342,6 @@ def _with_destination(row: SummaryRow, destinations: set[str] | None) -> Summary
         row.channel,
         ", ".join(sorted(destinations)),
     )
-
-
-def _start_run(engine: Engine, config: Config, at: datetime) -> int:
-    row = CampaignRun(
-        started_at=datetime.now(UTC).replace(tzinfo=None), at=at, config_hash=config_hash(config)
-    )
-    with Session(engine) as session:
-        session.add(row)
-        session.commit()
-        session.refresh(row)
-        assert row.id is not None
-        return row.id
 
 
 def _finish_run(engine: Engine, run_id: int, result: RunResult) -> None:

@@ -13,7 +13,12 @@ from types import FrameType
 import click
 
 from campaigns.config import load_config
-from campaigns.delivery.control import pause_workspace, resume_workspace
+from campaigns.delivery.control import (
+    REQUEUEABLE,
+    pause_workspace,
+    requeue_workspace,
+    resume_workspace,
+)
 from campaigns.delivery.drain import DrainResult, worker_id
 from campaigns.delivery.worker import work
 from campaigns.scheduler import JobInfo, serve
@@ -176,3 +181,35 @@ def serve_command(config_path: Path, poll: float, check_every: float) -> None:
             on_start=started,
         )
     out.print("Stopped.")
+
+
+@click.command("retry")
+@config_option
+@click.option("--campaign", "campaign", metavar="NAME", help="Only this campaign's messages.")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(REQUEUEABLE),
+    multiple=True,
+    default=("failed",),
+    show_default=True,
+    help="Requeue messages in this state (repeat for several).",
+)
+@handles_errors
+def retry_command(config_path: Path, campaign: str | None, statuses: tuple[str, ...]) -> None:
+    """Put failed messages back in the queue; the next run or worker delivers them.
+
+    Use it after fixing what made them fail for good (an SMTP password, a receiver that was
+    down longer than retry_for). Their attempts start afresh; customers who are suppressed are
+    still never sent to.
+
+    Example: campaign retry --campaign winback --status failed
+    """
+    config = load_config(config_path)
+    count = requeue_workspace(config, statuses, campaign)
+    which = " or ".join(statuses)
+    scope = f" of campaign {campaign}" if campaign else ""
+    console().print(
+        f"Requeued {count:,} {which} message{'s' if count != 1 else ''}{scope}; "
+        "the next run or worker delivers them."
+    )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from cli.data import demo_command, load_command
-from cli.delivery import pause_command, resume_command, serve_command, worker_command
+from cli.delivery import (
+    pause_command,
+    resume_command,
+    retry_command,
+    serve_command,
+    worker_command,
+)
 from cli.experiment import experiment_group, report_command, track_command
 from cli.model import model_group, recommend_group
 from cli.plan import forecast_command, plan_command, preview_command
@@ -35,6 +41,7 @@ for command in (
     worker_command,
     pause_command,
     resume_command,
+    retry_command,
     serve_command,
     report_command,
     track_command,

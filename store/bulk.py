@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,12 +102,45 @@ def insert_frame(
     """
     if frame.empty:
         return 0
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if _copy_capable(engine):
-            with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+    with bulk_transaction(engine) as writer:
+        return writer.insert(table, frame, json_columns, chunk_size)
+
+
+class BulkWriter:
+    """Bulk inserts and plain statements in one open transaction (:func:`bulk_transaction`)."""
+
+    def __init__(self, engine: Engine, raw: Any) -> None:
+        self._copy = _copy_capable(engine)
+        self._cursor = raw.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement (DDL included) in the transaction; ``?`` or ``%s`` placeholders."""
+        if self._copy:
+            sql = sql.replace("?", "%s")
+        self._cursor.execute(sql, tuple(params))
+
+    def empty(self, table: str) -> None:
+        """Delete every row of ``table`` (rolled back with the transaction).
+
+        PostgreSQL: ``TRUNCATE``, which is instant but locks the table until the commit (readers
+        wait); SQLite: ``DELETE``, which it also empties without visiting rows.
+        """
+        verb = "TRUNCATE" if self._copy else "DELETE FROM"
+        self._cursor.execute(f'{verb} "{table}"')
+
+    def insert(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        json_columns: Sequence[str] = (),
+        chunk_size: int = _CHUNK,
+    ) -> int:
+        """Append every row of ``frame`` to ``table``; return the count."""
+        if frame.empty:
+            return 0
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        if self._copy:
+            with self._cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
                 for chunk in _chunks(frame, chunk_size, json_columns):
                     for row in chunk.itertuples(index=False, name=None):
                         copy.write_row(row)
@@ -115,14 +149,30 @@ def insert_frame(
             sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
             for chunk in _chunks(frame, chunk_size, json_columns):
                 # prepare_frame made every value a plain Python object or None.
-                cursor.executemany(sql, list(chunk.itertuples(index=False, name=None)))
+                self._cursor.executemany(sql, list(chunk.itertuples(index=False, name=None)))
+        return len(frame)
+
+
+@contextmanager
+def bulk_transaction(engine: Engine) -> Iterator[BulkWriter]:
+    """One transaction for many bulk writes: committed at the end of the block, or rolled back.
+
+    A process killed inside the block leaves the store as it was before it (both databases roll
+    back an unfinished transaction), which is what makes a load atomic.
+    """
+    raw = engine.raw_connection()
+    try:
+        if not _copy_capable(engine):
+            # pysqlite opens transactions lazily, and not before DDL: open it now, so that
+            # everything in the block (index drops and builds too) is one transaction.
+            raw.cursor().execute("BEGIN")
+        yield BulkWriter(engine, raw)
         raw.commit()
     except BaseException:
         raw.rollback()
         raise
     finally:
         raw.close()
-    return len(frame)
 
 
 def read_frame(

@@ -176,12 +176,15 @@ def claim(
     now: datetime,
     limit: int = 10_000,
     lease: timedelta = timedelta(minutes=5),
+    due_by: datetime | None = None,
 ) -> pd.DataFrame:
     """Claim up to ``limit`` deliverable messages of ``channel`` for ``worker``.
 
-    Deliverable: queued and due (``next_attempt_at`` unset or passed), or sending under a lease
-    that has expired (its worker died). The batch's ``claimed_by`` is ``worker`` plus a token
-    unique to this claim, so the marks that follow touch only this batch.
+    Deliverable: queued and due (``next_attempt_at`` unset or at or before ``due_by``, by default
+    ``now``), or sending under a lease that has expired (its worker died). The batch's
+    ``claimed_by`` is ``worker`` plus a token unique to this claim, so the marks that follow
+    touch only this batch. A drain passes its own start as ``due_by``, so that a message it has
+    just tried waits for a later drain however long this one runs.
 
     PostgreSQL: the rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent workers take
     different batches. SQLite has no row locks; its single writer makes the UPDATE atomic.
@@ -194,7 +197,7 @@ def claim(
                 "UPDATE message SET status = 'sending', claimed_by = :token, "
                 "claimed_until = :until, attempts = attempts + 1 "
                 "WHERE id IN (SELECT id FROM message WHERE channel = :channel AND "
-                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)) "
+                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :due)) "
                 "OR (status = 'sending' AND claimed_until < :now)) "
                 f"ORDER BY id LIMIT :limit{skip_locked})"
             ),
@@ -203,6 +206,7 @@ def claim(
                 "until": time_param(now + lease),
                 "channel": channel,
                 "now": time_param(now),
+                "due": time_param(due_by or now),
                 "limit": limit,
             },
         )
@@ -210,6 +214,51 @@ def claim(
         engine,
         "SELECT * FROM message WHERE claimed_by = :token AND status = 'sending' ORDER BY id",
         params={"token": token},
+    )
+
+
+def withhold_suppressed(
+    engine: Engine, claimed_by: str, also: Collection[str] = ()
+) -> pd.DataFrame:
+    """Mark the claimed batch's messages to suppressed customers ``suppressed``; return them.
+
+    The send-time check: a customer who unsubscribed, bounced or complained after their message
+    was queued (or who is in ``also``, the do-not-contact file) is never sent it. Returns the
+    withheld messages' ``id`` and ``campaign``.
+    """
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE message SET status = 'suppressed', claimed_until = NULL, "
+                "last_error = (SELECT 'suppressed: ' || s.reason FROM suppression s "
+                "WHERE s.customer_id = message.customer_id) "
+                "WHERE claimed_by = :token AND status = 'sending' "
+                "AND customer_id IN (SELECT customer_id FROM suppression)"
+            ),
+            {"token": claimed_by},
+        )
+        if also:
+            batch = connection.execute(
+                text("SELECT DISTINCT customer_id FROM message WHERE claimed_by = :token"),
+                {"token": claimed_by},
+            ).scalars()
+            listed = [c for c in batch if c in also]
+            for start in range(0, len(listed), 500):
+                chunk = listed[start : start + 500]
+                marks = ", ".join(f":c{i}" for i in range(len(chunk)))
+                connection.execute(
+                    text(
+                        "UPDATE message SET status = 'suppressed', claimed_until = NULL, "
+                        "last_error = 'suppressed: in the do-not-contact file' "
+                        f"WHERE claimed_by = :token AND status = 'sending' "
+                        f"AND customer_id IN ({marks})"
+                    ),
+                    {"token": claimed_by, **{f"c{i}": c for i, c in enumerate(chunk)}},
+                )
+    return read_frame(
+        engine,
+        "SELECT id, campaign FROM message WHERE claimed_by = :token AND status = 'suppressed'",
+        params={"token": claimed_by},
     )
 
 
@@ -226,28 +275,39 @@ def extend_lease(engine: Engine, claimed_by: str, until: datetime) -> int:
     return int(result.rowcount)
 
 
-def has_deliverable(engine: Engine, channel: str, now: datetime) -> bool:
-    """Whether :func:`claim` would find anything for ``channel`` at ``now``."""
+def has_deliverable(
+    engine: Engine, channel: str, now: datetime, due_by: datetime | None = None
+) -> bool:
+    """Whether :func:`claim` would find anything for ``channel`` at ``now`` (and ``due_by``)."""
     with engine.connect() as connection:
         found = connection.execute(
             text(
                 "SELECT 1 FROM message WHERE channel = :channel AND "
-                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)) "
+                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :due)) "
                 "OR (status = 'sending' AND claimed_until < :now)) LIMIT 1"
             ),
-            {"channel": channel, "now": time_param(now)},
+            {"channel": channel, "now": time_param(now), "due": time_param(due_by or now)},
         ).first()
     return found is not None
 
 
-def mark_sent(engine: Engine, ids: list[int], destinations: list[str | None], at: datetime) -> None:
+def mark_sent(
+    engine: Engine,
+    ids: list[int],
+    destinations: list[str | None],
+    at: datetime,
+    claimed_by: str | None = None,
+) -> None:
     """Mark messages sent, with where they went (one UPDATE per destination and id chunk).
 
-    ``claimed_by`` stays, recording which worker sent each message.
+    With ``claimed_by``, only messages still held under that claim are marked (a batch whose
+    lease lapsed may belong to another worker now). ``claimed_by`` stays, recording which worker
+    sent each message.
     """
     by_destination: dict[str | None, list[int]] = {}
     for message_id, destination in zip(ids, destinations, strict=True):
         by_destination.setdefault(destination, []).append(message_id)
+    mine = " AND claimed_by = :token" if claimed_by is not None else ""
     with engine.begin() as connection:
         for destination, group in by_destination.items():
             for chunk in _id_chunks(group):
@@ -255,9 +315,9 @@ def mark_sent(engine: Engine, ids: list[int], destinations: list[str | None], at
                     text(
                         "UPDATE message SET status = 'sent', sent_at = :at, destination = :dest, "
                         "claimed_until = NULL, last_error = NULL, next_attempt_at = NULL "
-                        f"WHERE id IN ({chunk})"
+                        f"WHERE id IN ({chunk}){mine}"
                     ),
-                    {"dest": destination, "at": time_param(at)},
+                    {"dest": destination, "at": time_param(at), "token": claimed_by},
                 )
 
 
@@ -277,21 +337,84 @@ def mark_failed(engine: Engine, ids: list[int], errors: list[str]) -> None:
     _set_status(engine, "failed", ids, errors)
 
 
-def mark_retry(engine: Engine, ids: list[int], errors: list[str], retry_at: list[datetime]) -> None:
-    """Queue messages again after a transient error, to be claimed from ``retry_at`` on."""
+def mark_retry(
+    engine: Engine,
+    ids: list[int],
+    errors: list[str],
+    retry_at: list[datetime],
+    failed_at: datetime | None = None,
+) -> None:
+    """Queue messages again after a transient error, to be claimed from ``retry_at`` on.
+
+    ``failed_at`` (default: the first retry time) is kept as ``first_failed_at`` on a message's
+    first failure: retries go on until the channel's ``retry_for`` has passed since then.
+    """
     if not ids:
         return
     with engine.begin() as connection:
         connection.execute(
             text(
                 "UPDATE message SET status = 'queued', last_error = :err, next_attempt_at = :next, "
+                "first_failed_at = COALESCE(first_failed_at, :failed), "
                 "claimed_by = NULL, claimed_until = NULL WHERE id = :id AND status = 'sending'"
             ),
             [
-                {"id": i, "err": e, "next": time_param(t)}
+                {
+                    "id": i,
+                    "err": e,
+                    "next": time_param(t),
+                    "failed": time_param(failed_at or t),
+                }
                 for i, e, t in zip(ids, errors, retry_at, strict=True)
             ],
         )
+
+
+def requeue(engine: Engine, statuses: Collection[str], campaign: str | None = None) -> int:
+    """Put messages in ``statuses`` (failed, suppressed) back in the queue; return how many.
+
+    Their attempts, retry clock and error start afresh; the send-time check still applies, so a
+    customer who is suppressed stays unsent.
+    """
+    marks = ", ".join(f":s{i}" for i in range(len(statuses)))
+    only = " AND campaign = :campaign" if campaign is not None else ""
+    with engine.begin() as connection:
+        result = connection.execute(
+            text(
+                "UPDATE message SET status = 'queued', attempts = 0, last_error = NULL, "
+                "next_attempt_at = NULL, first_failed_at = NULL, claimed_by = NULL, "
+                f"claimed_until = NULL WHERE status IN ({marks}){only}"
+            ),
+            {"campaign": campaign, **{f"s{i}": s for i, s in enumerate(statuses)}},
+        )
+    return int(result.rowcount)
+
+
+def held_claims(engine: Engine, now: datetime) -> pd.DataFrame:
+    """Messages sending under a lease that has not lapsed: ``claimed_by``, count, lease end."""
+    return read_frame(
+        engine,
+        "SELECT claimed_by, COUNT(*) AS messages, MAX(claimed_until) AS until FROM message "
+        "WHERE status = 'sending' AND claimed_until >= :now GROUP BY claimed_by",
+        params={"now": time_param(now)},
+        datetime_columns=["until"],
+    )
+
+
+def release_claims(engine: Engine, claimed_by: Collection[str], now: datetime) -> int:
+    """End the leases of these claims now (their worker is known to be dead); return messages."""
+    released = 0
+    with engine.begin() as connection:
+        for token in claimed_by:
+            result = connection.execute(
+                text(
+                    "UPDATE message SET claimed_until = :past WHERE claimed_by = :token "
+                    "AND status = 'sending'"
+                ),
+                {"token": token, "past": time_param(now - timedelta(seconds=1))},
+            )
+            released += int(result.rowcount)
+    return released
 
 
 def mark_bounced(engine: Engine, ids: list[int], errors: list[str], at: datetime) -> int:

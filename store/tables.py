@@ -190,6 +190,8 @@ class ExportBatch(SQLModel, table=True):
     messages: int
     status: str = Field(default="prepared", index=True)
     created_at: datetime = Field(sa_type=DateTime)
+    #: Until then the batch belongs to the worker that prepared it; after, any drain recovers it.
+    claimed_until: datetime | None = Field(default=None, sa_type=DateTime)
     finished_at: datetime | None = Field(default=None, sa_type=DateTime)
 
 

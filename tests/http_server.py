@@ -8,7 +8,7 @@ request (1-based) to a status, or to ``"stall"`` (no reply until the server stop
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +24,8 @@ class Hook:
     #: Seconds every request waits before its answer (a slow receiver).
     delay: float = 0.0
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    #: Called with the request's number (1-based) before it is answered.
+    on_request: Callable[[int], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -34,7 +36,10 @@ def _handler(hook: Hook) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with hook.lock:
                 hook.requests.append((dict(self.headers.items()), body))
-                answer = hook.plan.get(len(hook.requests), 200)
+                number = len(hook.requests)
+                answer = hook.plan.get(number, 200)
+            if hook.on_request is not None:
+                hook.on_request(number)
             if hook.delay:
                 hook.stop.wait(hook.delay)
             if answer == "stall":

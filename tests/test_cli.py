@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +37,12 @@ def held_out(output: str) -> int:
     return int(line.split()[2])
 
 
+def deferred(output: str) -> int:
+    """Messages a run deferred past its time for quiet hours (they wait for a later run)."""
+    lines = [line for line in output.splitlines() if line.endswith("until quiet hours end")]
+    return sum(int(line.split(": ")[1].split()[0].replace(",", "")) for line in lines)
+
+
 def test_init_writes_a_workspace_and_refuses_to_overwrite(tmp_path: Path) -> None:
     result = invoke("init", str(tmp_path / "ws"))
     assert result.exit_code == 0
@@ -61,16 +68,27 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     # other campaign took: one message per customer, but for the winback test's holdout.
     holdout = held_out(first.output)
     assert 0 < holdout < 40
-    assert lines[-1] == f"Queued {400 - holdout} new messages; sent {400 - holdout}."
+    queued = 400 - holdout
+    assert lines[-1] == f"Queued {queued} new messages; sent {queued - deferred(first.output)}."
 
     out = demo_workspace.parent / "out"
     exports = sorted(out.rglob("*-run1.csv")) + sorted(out.rglob("*-run1.jsonl"))
-    assert {p.parent.name for p in exports} == {
+    assert {p.parent.name for p in exports} <= {
         "cart-reminder",
         "newsletter",
         "vip-thanks",
         "winback",
     }
+    second = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert second.exit_code == 0, second.output
+    assert second.output.splitlines()[0] == "Run 2 at 2026-11-23 12:00 UTC"
+    assert "- newsletter: window already planned (window 2026-11-19T08:00Z)" in second.output
+    assert second.output.splitlines()[-1] == "Nothing new to send."
+    assert sorted(out.rglob("*-run2.*")) == []
+    # What waits for the quiet hours to end is exported by the first run after them.
+    later = invoke("run", "-c", str(demo_workspace), "--at", "2026-11-24T12:00")
+    assert later.exit_code == 0, later.output
+    exports += sorted(out.rglob("*-run3.csv")) + sorted(out.rglob("*-run3.jsonl"))
     assert all(p.with_name(p.stem + ".manifest.json").exists() for p in exports)
     messages = pd.concat(
         [
@@ -80,19 +98,21 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
             for p in exports
         ]
     )
-    assert len(messages) == messages["customer_id"].nunique() == 400 - holdout
+    store = sqlite3.connect(demo_workspace.parent / ".campaign" / "campaign.db")
+    query = "SELECT idempotency_key, status FROM message WHERE run_id = 1"
+    rows = store.execute(query).fetchall()
+    store.close()
+    planned = {k for k, _ in rows}
+    held = {k for k, s in rows if s == "held_out"}
+    first_run = messages[messages["idempotency_key"].isin(planned)]
+    # Every message the first run queued was exported once, by it or by the next.
+    assert len(first_run) == first_run["customer_id"].nunique() == 400 - holdout
+    assert set(first_run["idempotency_key"]) == planned - held
     vip = messages[messages["campaign"] == "vip-thanks"]
     assert vip["subject"].str.endswith(", early access is yours").all()
     keys = messages.set_index("campaign")["idempotency_key"]
     assert keys["newsletter"].str.match(r"^newsletter:C\d{6}:2026-11-19T08:00Z$").all()
     assert keys["winback"].str.match(r"^winback:C\d{6}:inactive-since-20\d\d-\d\d-\d\d$").all()
-
-    second = invoke("run", "-c", str(demo_workspace), "--at", AT)
-    assert second.exit_code == 0, second.output
-    assert second.output.splitlines()[0] == "Run 2 at 2026-11-23 12:00 UTC"
-    assert "- newsletter: window already planned (window 2026-11-19T08:00Z)" in second.output
-    assert second.output.splitlines()[-1] == "Nothing new to send."
-    assert sorted(out.rglob("*-run2.*")) == []
 
 
 def test_dry_run_shows_what_the_run_then_does(demo_workspace: Path) -> None:
@@ -132,7 +152,7 @@ def test_check_and_status(demo_workspace: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "Customers: 400" in status.output
     # The winback holdout's occasions are recorded, never delivered.
-    assert re.search(r"Outbox: held_out \d+, sent 3\d\d\n", status.output)
+    assert re.search(r"Outbox: held_out \d+, queued \d+, sent 3\d\d\n", status.output)
     assert "│ newsletter    │ schedule │ 2026-11-26 08:00       │" in status.output
     assert "│ winback       │ inactive │ each run, per customer │" in status.output
 
@@ -279,8 +299,9 @@ def test_do_not_contact_file(demo_workspace: Path) -> None:
     demo_workspace.write_text(text)
     result = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert result.exit_code == 0, result.output
-    sent = 398 - held_out(result.output)
-    assert result.output.splitlines()[-1] == f"Queued {sent} new messages; sent {sent}."
+    queued = 398 - held_out(result.output)
+    sent = queued - deferred(result.output)
+    assert result.output.splitlines()[-1] == f"Queued {queued} new messages; sent {sent}."
     assert "- newsletter: 2 left out (suppressed)" in result.output
 
 

@@ -61,9 +61,10 @@ def test_an_export_never_replaces_another(tmp_path: Path) -> None:
     assert again.results == [Result.sent(str(tmp_path / "winback" / "label-2.csv"))]
 
 
-def test_backoff_doubles_up_to_a_day() -> None:
+def test_backoff_doubles_up_to_an_hour() -> None:
     assert [backoff(n, 60).total_seconds() for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
-    assert backoff(30, 60) == timedelta(days=1)
+    assert backoff(30, 60) == timedelta(hours=1)
+    assert backoff(10_000, 60) == timedelta(hours=1)
 
 
 def test_a_retry_is_not_claimed_before_its_time(fresh_store: Engine) -> None:

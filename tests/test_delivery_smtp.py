@@ -7,7 +7,7 @@ import email
 import email.policy
 import hashlib
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -215,10 +215,12 @@ def test_a_dropped_connection_is_retried_and_every_message_arrives(
     server = MailServer(drop_every=4)
     with smtp_server(server) as port:
         config = mail_config(tmp_path, port, url, backoff_seconds=0)
-        first = drain(engine, config)
+        now = [datetime(2026, 11, 23, 12, 0)]
+        first = drain(engine, config, clock=lambda: now[0])
         assert sum(first.retrying.values()) >= 2
         while outbox.counts_by_status(engine) != {"sent": 10}:
-            assert drain(engine, config).handled
+            now[0] += timedelta(seconds=2)  # retries wait for a later drain
+            assert drain(engine, config, clock=lambda: now[0]).handled
     expected = sorted(message_id(k, "beanandleaf.example") for k in rows["idempotency_key"])
     assert sorted(server.message_ids()) == expected
     assert server.connections >= 3
@@ -226,22 +228,49 @@ def test_a_dropped_connection_is_retried_and_every_message_arrives(
     assert int(errors["most"].iloc[0]) >= 2
 
 
-def test_a_transient_error_gives_up_after_max_attempts(tmp_path: Path) -> None:
+def test_a_transient_error_gives_up_after_max_attempts_over_retry_for(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     from store.engine import opened_store
 
+    now = [datetime(2026, 11, 23, 12, 0)]
     with opened_store(url) as engine, smtp_server(MailServer(defer=10)) as port:
         outbox.enqueue(engine, outbox_rows(["later@example.com"], "mail"))
-        config = mail_config(tmp_path, port, url, backoff_seconds=0, max_attempts=2)
-        drain(engine, config)
+        config = mail_config(tmp_path, port, url, backoff_seconds=0, max_attempts=2, retry_for="1h")
+        # One attempt per drain, however short the backoff: the retry waits for the next drain.
+        drain(engine, config, clock=lambda: now[0])
+        assert _states(engine) == [("c0", "queued", 1, "451 4.2.1 Mailbox busy, try again later")]
+        # Two attempts, but not yet an hour since the first failure: it goes on retrying.
+        now[0] += timedelta(minutes=30)
+        drain(engine, config, clock=lambda: now[0])
+        assert _states(engine) == [("c0", "queued", 2, "451 4.2.1 Mailbox busy, try again later")]
+        now[0] += timedelta(minutes=31)
+        drain(engine, config, clock=lambda: now[0])
         assert _states(engine) == [
             (
                 "c0",
                 "failed",
-                2,
-                "451 4.2.1 Mailbox busy, try again later (gave up after 2 attempts)",
+                3,
+                "451 4.2.1 Mailbox busy, try again later (gave up after 3 attempts)",
             )
         ]
+
+
+def test_a_short_outage_loses_nothing_however_short_the_backoff(tmp_path: Path) -> None:
+    # The case: backoff_seconds = 1 and a worker draining every few seconds used to
+    # spend every attempt inside a 30-second outage. Now retries go on for retry_for.
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    from store.engine import opened_store
+
+    now = [datetime(2026, 11, 23, 12, 0)]
+    server = MailServer(defer=3)  # every address is refused with 451 three times: an outage
+    with opened_store(url) as engine, smtp_server(server) as port:
+        outbox.enqueue(engine, outbox_rows([f"later{i}@example.com" for i in range(10)], "mail"))
+        config = mail_config(tmp_path, port, url, backoff_seconds=1, max_attempts=3)
+        for _ in range(12):  # a drain every 5 seconds for a minute
+            drain(engine, config, clock=lambda: now[0])
+            now[0] += timedelta(seconds=5)
+        assert outbox.counts_by_status(engine) == {"sent": 10}
+    assert len(server.messages) == 10
 
 
 def test_an_unreachable_server_is_retried(tmp_path: Path) -> None:

@@ -7,14 +7,14 @@ values and never re-checks them.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from campaigns.conditions import Condition, ConditionError
-from campaigns.config.rules import Cap, QuietHours, Trigger
+from campaigns.config.rules import Cap, QuietHours, Trigger, parse_duration
 from campaigns.errors import ConfigError
 
 
@@ -204,12 +204,25 @@ class SegmentationConfig(_Model):
 class _ChannelBase(_Model):
     """Delivery settings every channel shares: retries, backoff and the claim lease."""
 
-    #: Attempts before a transiently failing message is marked failed (1 = never retry).
+    #: Attempts before a transiently failing message may be marked failed (1 = never retry).
     max_attempts: int = Field(default=5, ge=1, le=100)
-    #: Wait before the first retry; each further retry waits twice as long (capped at a day).
+    #: Wait before the first retry; each further retry waits twice as long (capped at an hour).
     backoff_seconds: float = Field(default=60.0, ge=0)
+    #: ...and retries go on at least this long after the first failure (an outage shorter than
+    #: this loses nothing, whatever ``backoff_seconds`` and however long a drain runs).
+    retry_for: str = "1d"
     #: How long a claimed batch belongs to its worker; a killed worker's batch is reclaimed after.
     lease_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("retry_for")
+    @classmethod
+    def _retry_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def retry_period(self) -> timedelta:
+        return parse_duration(self.retry_for)
 
 
 class FileChannel(_ChannelBase):
@@ -218,6 +231,8 @@ class FileChannel(_ChannelBase):
     type: Literal["file"]
     format: Literal["csv", "jsonl", "parquet"] = "csv"
     directory: Path = Path("out")
+    #: Messages per claim; a delivery writes one file per campaign and claim.
+    batch_size: int = Field(default=100_000, ge=1)
 
 
 def _no_plain_secret(data: object, keys: tuple[str, ...]) -> object:

@@ -21,7 +21,9 @@ def make_channel(name: str, config: Config, environ: Mapping[str, str] | None = 
     settings = config.channels[name]
     env = os.environ if environ is None else environ
     if isinstance(settings, FileSettings):
-        return FileChannel(name, config.path(Path(settings.directory)), settings.format)
+        return FileChannel(
+            name, config.path(Path(settings.directory)), settings.format, settings.batch_size
+        )
     if isinstance(settings, SmtpSettings):
         ca_file = str(config.path(settings.ca_file)) if settings.ca_file else None
         return SmtpChannel(name, settings, config.settings.unsubscribe_base_url, env, ca_file)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -69,6 +70,10 @@ class Result:
         return cls(Fate.BOUNCED, error=error)
 
 
+#: Told each message's result as soon as the channel knows it: ``on_result(message_id, result)``.
+OnResult = Callable[[int, Result], None]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to the messages of one batch: ``results[i]`` is message ``ids[i]``'s."""
@@ -88,7 +93,7 @@ class Channel(ABC):
     batch_size: int = 1_000
 
     @abstractmethod
-    def send(self, batch: pd.DataFrame, label: str) -> Outcome:
+    def send(self, batch: pd.DataFrame, label: str, on_result: OnResult | None = None) -> Outcome:
         """Deliver every message of ``batch`` (rows of the outbox, :data:`BATCH_COLUMNS`).
 
         It must not raise for a message's own failure: that is a :class:`Result`. It may raise
@@ -97,6 +102,9 @@ class Channel(ABC):
 
         :param batch: the claimed messages, in outbox order
         :param label: names this delivery (run id and time), for file names and logs
+        :param on_result: called with each message's id and result as soon as it is known (from
+            the sending thread), so the drain can record a send before the next one starts: a
+            crash then re-sends at most the message in flight
         :return: one result per message
         """
 

@@ -57,3 +57,19 @@ def resume_workspace(config: Config) -> tuple[datetime | None, int]:
     with opened_store(config.store.url, config.root) as engine:
         since = resume(engine)
         return since, outbox.counts_by_status(engine).get("queued", 0)
+
+
+#: The outbox states ``campaign retry`` puts back in the queue.
+REQUEUEABLE = ("failed", "suppressed")
+
+
+def requeue_workspace(config: Config, statuses: tuple[str, ...], campaign: str | None) -> int:
+    """``campaign retry``: queue failed (or withheld) messages again; return how many.
+
+    Their attempts start afresh. The send-time check still applies, so a message to a customer
+    who is still suppressed is withheld again.
+    """
+    if campaign is not None:
+        config.require_campaign(campaign)
+    with opened_store(config.store.url, config.root) as engine:
+        return outbox.requeue(engine, statuses, campaign)

@@ -30,7 +30,7 @@ import pandas as pd
 from campaigns.compose import unsubscribe_url
 from campaigns.config.schema import SmtpChannel as SmtpSettings
 from campaigns.delivery._rate import RateLimiter
-from campaigns.delivery.base import Channel, Outcome, Result, message_id
+from campaigns.delivery.base import Channel, OnResult, Outcome, Result, message_id
 from campaigns.errors import DeliveryError
 
 #: Header carrying the idempotency key verbatim, for receivers that deduplicate on it.
@@ -70,23 +70,27 @@ class SmtpChannel(Channel):
 
     # -- sending ----------------------------------------------------------------------------------
 
-    def send(self, batch: pd.DataFrame, label: str) -> Outcome:
+    def send(self, batch: pd.DataFrame, label: str, on_result: OnResult | None = None) -> Outcome:
         rows: list[dict[str, Any]] = batch.to_dict("records")  # type: ignore[assignment]
         lanes = max(1, min(self.settings.connections, len(rows)))
         shares = [rows[i::lanes] for i in range(lanes)]
+        told = on_result or _ignore
         if lanes == 1:
-            done = [self._send_share(shares[0])]
+            done = [self._send_share(shares[0], told)]
         else:
             with ThreadPoolExecutor(lanes, thread_name_prefix=f"smtp-{self.name}") as pool:
-                done = list(pool.map(self._send_share, shares))
+                done = list(pool.map(lambda share: self._send_share(share, told), shares))
         results: dict[int, Result] = {}
         for share_results in done:
             results.update(share_results)
         ids = [int(row["id"]) for row in rows]
         return Outcome(ids=ids, results=[results[i] for i in ids])
 
-    def _send_share(self, rows: list[dict[str, Any]]) -> dict[int, Result]:
-        """Send ``rows`` in order over one connection, reconnecting after a drop."""
+    def _send_share(self, rows: list[dict[str, Any]], told: OnResult) -> dict[int, Result]:
+        """Send ``rows`` in order over one connection, reconnecting after a drop.
+
+        Each message's result is told as soon as the server has answered, before the next one.
+        """
         results: dict[int, Result] = {}
         connection = self._checkout()
         for position, row in enumerate(rows):
@@ -109,6 +113,7 @@ class SmtpChannel(Channel):
             self._limiter.wait()
             result, usable = self._send_one(connection, row, recipient)
             results[message_id_] = result
+            told(message_id_, result)
             if not usable:
                 _close_quietly(connection)
                 connection = None
@@ -295,6 +300,10 @@ def _text(reply: bytes | str) -> str:
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _ignore(message: int, result: Result) -> None:
+    """The default ``on_result``: nobody is listening."""
 
 
 def _close_quietly(connection: smtplib.SMTP) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from campaigns.config.schema import WebhookChannel as WebhookSettings
 from campaigns.delivery._rate import RateLimiter
-from campaigns.delivery.base import MESSAGE_FIELDS, Channel, Outcome, Result
+from campaigns.delivery.base import MESSAGE_FIELDS, Channel, OnResult, Outcome, Result
 from campaigns.errors import DeliveryError
 
 SIGNATURE_HEADER = "X-Campaign-Signature"
@@ -56,18 +56,24 @@ class WebhookChannel(Channel):
         # No proxies from the environment: a webhook goes where config says, nowhere else.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def send(self, batch: pd.DataFrame, label: str) -> Outcome:
+    def send(self, batch: pd.DataFrame, label: str, on_result: OnResult | None = None) -> Outcome:
         rows: list[dict[str, Any]] = batch.to_dict("records")  # type: ignore[assignment]
         records = [_record(row) for row in rows]
         ids = [int(i) for i in batch["id"]]
         if self.settings.mode == "batch":
             self._limiter.wait()
             result = self.post({"messages": records}, key=None)
+            if on_result is not None:
+                for message in ids:
+                    on_result(message, result)
             return Outcome(ids=ids, results=[result] * len(ids))
         results = []
-        for record in records:
+        for message, record in zip(ids, records, strict=True):
             self._limiter.wait()
-            results.append(self.post(record, key=str(record["idempotency_key"])))
+            result = self.post(record, key=str(record["idempotency_key"]))
+            results.append(result)
+            if on_result is not None:
+                on_result(message, result)
         return Outcome(ids=ids, results=results)
 
     def post(self, payload: Mapping[str, Any], key: str | None) -> Result:

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("messages", sa.Integer(), nullable=False),
         sa.Column("status", AutoString(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token"),
