@@ -177,6 +177,7 @@ def timed_stages(what: str, config: Path, at: datetime) -> dict[str, float]:
             if current is not None:
                 times[current] = times.get(current, 0.0) + now - since
             current, since = line.split(" ", 1)[1].strip(), now
+    process.stdout.close()
     if process.wait() != 0:
         raise RuntimeError(f"the unkilled {what} failed (exit {process.returncode})")
     return times
@@ -210,10 +211,12 @@ def run_and_kill(
             process.send_signal(signal.SIGKILL)
             process.wait()
             reader.join()
+            stream.close()
             return stage
         if line is None:  # it finished before the kill
             process.wait()
             reader.join()
+            stream.close()
             return None
         if line.startswith("STAGE "):
             stage = line.split(" ", 1)[1]

@@ -11,6 +11,8 @@ from sqlmodel import Session, col, select
 from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.config.schema import Config
 from campaigns.delivery.control import paused_since
+from campaigns.delivery.drain import utc_now
+from campaigns.run_records import is_alive
 from campaigns.segments import latest_model
 from campaigns.triggers import next_fire
 from store import outbox
@@ -62,6 +64,14 @@ def _status(engine: Engine, config: Config, now: datetime, last_runs: int) -> St
         runs = list(
             session.exec(select(CampaignRun).order_by(col(CampaignRun.id).desc()).limit(last_runs))
         )
+    # A run still marked running whose process stopped (its heartbeat too) has died; the next
+    # run records that, and status says it already.
+    runs = [
+        r.model_copy(update={"status": "died"})
+        if r.status == "running" and not is_alive(r, utc_now())
+        else r
+        for r in runs
+    ]
     status = Status(
         store=str(engine.url.render_as_string(hide_password=True)),
         customers=count_customers(engine),

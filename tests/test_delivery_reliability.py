@@ -240,3 +240,53 @@ def test_campaign_retry_requeues_failed_messages(tmp_path: Path) -> None:
     assert unknown.output == (
         "Error: no campaign called 'nope'; campaigns in the config: winback\n"
     )
+
+
+# -- runs that died -----------------------------------------------------------------------------
+
+
+def test_a_killed_run_is_shown_dead_and_the_next_run_says_so(tmp_path: Path) -> None:
+    from benchmarks.faults import run_and_kill
+    from campaigns.config import load_config
+    from campaigns.run import run_campaigns
+    from campaigns.status import workspace_status
+    from tests.delivery_kit import EVERYONE, make_workspace
+
+    channels = '[channels.mail]\ntype = "file"\ndirectory = "out"\n'
+    path = make_workspace(tmp_path / "ws", channels, EVERYONE, customers=60)
+    killed = run_and_kill("run", path, AT, frozenset({"Rendering"}), 0.0)
+    assert killed == "Rendering"
+    config = load_config(path)
+    before = workspace_status(config, AT)
+    assert [(r.id, r.status) for r in before.runs] == [(1, "died")]
+    result = run_campaigns(config, at=AT)
+    assert result.run_id == 2
+    assert "run 1 died without finishing (marked died)" in result.notes
+    after = workspace_status(config, AT)
+    assert [(r.id, r.status) for r in after.runs] == [(2, "succeeded"), (1, "died")]
+    assert after.runs[1].error == (
+        "the process stopped without finishing (killed, or the machine stopped)"
+    )
+
+
+def test_a_load_is_refused_while_a_run_holds_the_store(tmp_path: Path) -> None:
+    import pytest
+
+    from campaigns.config import load_config
+    from campaigns.data import reload_source
+    from campaigns.errors import RunLockedError
+    from store.engine import opened_store
+    from store.locks import run_lock
+    from tests.delivery_kit import EVERYONE, make_workspace
+
+    channels = '[channels.mail]\ntype = "file"\ndirectory = "out"\n'
+    config = load_config(make_workspace(tmp_path / "ws", channels, EVERYONE, customers=30))
+    with (
+        opened_store(config.store.url, config.root) as engine,
+        run_lock(engine),
+        pytest.raises(RunLockedError) as caught,
+    ):
+        reload_source(config, AT)
+    assert "is using the store" in str(caught.value)
+    shop = reload_source(config, AT)  # once the run is over, the load goes ahead
+    assert len(shop.customers) == 30
