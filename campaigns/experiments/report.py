@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine
@@ -9,7 +11,8 @@ from sqlalchemy import Engine
 from campaigns.config.schema import Config
 from campaigns.experiments.analysis import ExperimentAnalysis, analyse
 from campaigns.experiments.attribution import aggregate
-from campaigns.experiments.exposures import stored_experiments
+from campaigns.experiments.exposures import delivery_counts, stored_experiments
+from campaigns.experiments.guardrails import guardrail_counts
 from campaigns.experiments.spec import (
     ExperimentSpec,
     UnknownExperiment,
@@ -41,24 +44,37 @@ VARIANT_KEYS = (
 def find_spec(
     engine: Engine, config: Config | None, name: str, control: str | None = None
 ) -> ExperimentSpec:
-    """The experiment called ``name``: from config, else from imported exposures in the store."""
+    """The experiment called ``name``: from a campaign in config, else from imported exposures
+    in the store (with its ``[experiments.NAME]`` design when the config has one)."""
     configured = experiments_in(config) if config is not None else {}
     if name in configured:
         return with_control(configured[name], control)
     stored = stored_experiments(engine)
-    if name in stored:
-        return imported_spec(name, stored[name], control)
-    known = sorted({*configured, *stored})
+    designs = config.experiments if config is not None else {}
+    if name in stored or name in designs:
+        return imported_spec(name, stored.get(name, []), control, designs.get(name))
+    known = sorted({*configured, *stored, *designs})
     listed = ", ".join(repr(k) for k in known) if known else "none"
     raise UnknownExperiment(f"no experiment called {name!r}; experiments: {listed}")
 
 
 def build_report(
-    engine: Engine, config: Config | None, name: str, control: str | None = None
+    engine: Engine,
+    config: Config | None,
+    name: str,
+    control: str | None = None,
+    as_of: date | None = None,
 ) -> ExperimentAnalysis:
-    """Aggregate ``name`` in the database and compute every figure of its report."""
+    """Aggregate ``name`` in the database and compute every figure of its report; ``as_of`` is
+    today's date (for a horizon in days)."""
     spec = find_spec(engine, config, name, control)
-    return analyse(aggregate(engine, spec), spec)
+    data = aggregate(engine, spec)
+    data = replace(
+        data,
+        guardrails=guardrail_counts(engine, spec) if data.arms else {},
+        delivery=delivery_counts(engine, spec.name, spec.campaign) if spec.campaign else None,
+    )
+    return analyse(data, spec, as_of)
 
 
 def _interval(value: Interval | None) -> list[float] | None:
