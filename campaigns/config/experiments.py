@@ -45,7 +45,7 @@ class DecisionConfig(BaseModel):
     multiplicity: Literal["holm", "benjamini-hochberg"] = "holm"
     #: Rates that must not get worse: a variant that harms one is never shipped.
     guardrails: list[Literal["unsubscribe_rate", "complaint_rate"]] = Field(
-        default=list(GUARDRAILS)
+        default=["unsubscribe_rate", "complaint_rate"]
     )
     #: The planned duration from the first exposure ("28d"); by default the horizon is the
     #: planned sample size (from baseline, effect, alpha and power).
@@ -95,7 +95,6 @@ class ImportedExperimentConfig(DecisionConfig):
         if self.arms is not None and self.control not in self.arms:
             names = ", ".join(repr(a) for a in self.arms)
             raise ValueError(
-                f"control {self.control!r} is not one of the arms ({names}); "
-                "set control = 'NAME'"
+                f"control {self.control!r} is not one of the arms ({names}); set control = 'NAME'"
             )
         return self

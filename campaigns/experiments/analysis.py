@@ -355,7 +355,7 @@ def _judge(
     if not family:
         return
     fixed = _fixed_figures(results, family, spec, data, horizon)
-    seq_p = [results[a].sequential.p_value if results[a].sequential else None for a in family]
+    seq_p = [_seq_p(results[a]) for a in family]
     seq_adjusted: list[float | None] = list(seq_p)
     seq_levels: list[float] = [spec.alpha] * len(family)
     if all(p is not None for p in seq_p):
@@ -397,6 +397,10 @@ def _judge(
         )
 
 
+def _seq_p(arm: ArmResult) -> float | None:
+    return arm.sequential.p_value if arm.sequential is not None else None
+
+
 def _fixed_figures(
     results: dict[str, ArmResult],
     family: list[str],
@@ -411,8 +415,8 @@ def _fixed_figures(
         control, variant = data.arms[spec.control], data.arms[name]
         pair = (control.metric(spec.primary_metric), variant.metric(spec.primary_metric))
         if spec.decision == FIXED and horizon.reached and horizon.day is not None:
-            at = [look for look in _looks(data.daily, spec.control, name, spec)]
-            at = [look for look in at if look[0] <= horizon.day]
+            day = horizon.day
+            at = [look for look in _looks(data.daily, spec.control, name, spec) if look[0] <= day]
             if at:
                 pair = (at[-1][1], at[-1][2])
         pairs[name] = pair
@@ -454,7 +458,8 @@ def _arm(
     metric = spec.primary_metric
     pc, pv = control.metric(metric), arm.metric(metric)
     primary = compare_proportions(pc, pv, spec.alpha, spec.alternative)
-    sequential, lift = None, ()
+    sequential: SequentialResult | None = None
+    lift: tuple[LiftPoint, ...] = ()
     looks = _looks(data.daily, spec.control, arm.variant, spec)
     if spec.minimum_detectable_effect is not None:
         tau = spec.minimum_detectable_effect

@@ -64,7 +64,9 @@ class RatioComparison:
     p_value: float | None = None
 
 
-def ratio_test(control: RatioMoments, variant: RatioMoments, alpha: float = 0.05) -> RatioComparison:
+def ratio_test(
+    control: RatioMoments, variant: RatioMoments, alpha: float = 0.05
+) -> RatioComparison:
     """The difference ``variant - control`` of two ratio metrics (two-sided)."""
     var_c, var_v = control.variance(), variant.variance()
     if var_c is None or var_v is None or control.ratio is None or variant.ratio is None:

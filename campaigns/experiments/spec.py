@@ -164,11 +164,11 @@ def imported_spec(
         )
     ordered = (control, *[v for v in arms_seen if v != control])
     arms = tuple(v for v in ordered if v != HOLDOUT)
-    given = design is not None and design.arms is not None
-    if given:
-        assert design is not None and design.arms is not None
-        total = sum(design.arms.values())
-        shares = {v: design.arms.get(v, 0.0) / total for v in ordered}
+    planned = design.arms if design is not None else None
+    given = planned is not None
+    if planned is not None:
+        total = sum(planned.values())
+        shares = {v: planned.get(v, 0.0) / total for v in ordered}
     else:
         shares = {v: 1 / len(ordered) for v in ordered}
     if design is None:
@@ -239,22 +239,21 @@ def experiment_warnings(config: Config, audience_sizes: Mapping[str, int]) -> li
             continue
         spec = experiment_spec(campaign, settings.experiment)
         audience = audience_sizes[campaign]
+        baseline, effect = spec.baseline_rate, spec.minimum_detectable_effect
+        assert baseline is not None  # a campaign's experiment always has them
+        assert effect is not None
         control_n = int(audience * spec.shares[spec.control])
         for variant in spec.variants:
             if variant == spec.control:
                 continue
             variant_n = int(audience * spec.shares[variant])
             ratio = spec.shares[variant] / spec.shares[spec.control]
-            needed = sample_size(
-                spec.baseline_rate, spec.minimum_detectable_effect, spec.alpha, spec.power, ratio
-            )
+            needed = sample_size(baseline, effect, spec.alpha, spec.power, ratio)
             if needed.control is None or needed.variant is None:
                 continue
             if control_n >= needed.control and variant_n >= needed.variant:
                 continue
-            smallest = detectable_effect(
-                spec.baseline_rate, control_n, variant_n, spec.alpha, spec.power
-            )
+            smallest = detectable_effect(baseline, control_n, variant_n, spec.alpha, spec.power)
             detectable = (
                 f"; the smallest detectable lift is {100 * smallest.effect:.1f} points"
                 if smallest.effect is not None
@@ -263,8 +262,8 @@ def experiment_warnings(config: Config, audience_sizes: Mapping[str, int]) -> li
             warnings.append(
                 f"campaigns.{campaign}.experiment: an audience of {audience:,} gives "
                 f"{control_n:,} customers to {spec.control!r} and {variant_n:,} to {variant!r}, "
-                f"but detecting a lift of {100 * spec.minimum_detectable_effect:.1f} points over "
-                f"a {100 * spec.baseline_rate:.1f}% baseline (alpha {spec.alpha:g}, power "
+                f"but detecting a lift of {100 * effect:.1f} points over "
+                f"a {100 * baseline:.1f}% baseline (alpha {spec.alpha:g}, power "
                 f"{100 * spec.power:.0f}%) needs {needed.control:,} and {needed.variant:,}"
                 f"{detectable}"
             )
