@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from campaigns.config import load_config
 from campaigns.experiments import assign_variants, experiments_in, record_exposures
-from campaigns.experiments.report import VARIANT_KEYS
+
 from cli.main import cli
 from store.bulk import insert_frame
 from store.engine import opened_store

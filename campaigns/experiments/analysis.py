@@ -7,6 +7,7 @@ spec, and returns a frozen :class:`ExperimentAnalysis`. The decision rule is in 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -31,6 +32,7 @@ from campaigns.experiments.power import (
     SampleSize,
     detectable_effect,
     sample_size,
+    sequential_sample_size,
 )
 from campaigns.experiments.ratio import RatioComparison, ratio_test
 from campaigns.experiments.sequential import SequentialResult, msprt_proportions, running
@@ -264,9 +266,21 @@ def _design_needed(spec: ExperimentSpec) -> SampleSize:
     if spec.control != HOLDOUT and len(spec.variants) > 1:
         others = [spec.shares[v] for v in spec.variants if v != spec.control]
         ratio = min(others) / spec.shares[spec.control]
-    return sample_size(
+    fixed = sample_size(
         spec.baseline_rate, spec.minimum_detectable_effect, spec.alpha, spec.power, ratio
     )
+    if spec.decision == FIXED or fixed.control is None or fixed.variant is None:
+        return fixed
+    # A sequential design's horizon: where the always-valid test has the planned power (equal
+    # arms), scaled to this split as the fixed size is.
+    equal = sample_size(spec.baseline_rate, spec.minimum_detectable_effect, spec.alpha, spec.power)
+    sequential = sequential_sample_size(
+        spec.baseline_rate, spec.minimum_detectable_effect, spec.alpha, spec.power
+    )
+    assert equal.control is not None
+    assert sequential.control is not None
+    factor = sequential.control / equal.control
+    return SampleSize(OK, math.ceil(fixed.control * factor), math.ceil(fixed.variant * factor))
 
 
 def analyse(
