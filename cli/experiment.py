@@ -92,27 +92,39 @@ def _design_line(analysis: ExperimentAnalysis) -> str:
 def print_report(out: Console, analysis: ExperimentAnalysis) -> None:
     """The report as terminal tables: design and SRM check first, the verdict last."""
     metric = METRIC_NAMES[analysis.primary_metric]
-    out.print(f"Experiment {analysis.experiment}: {metric} rate, control arm {analysis.control!r}")
+    out.print(
+        f"Experiment {analysis.experiment}: {metric} rate, control arm {analysis.control!r}",
+        markup=False,
+        soft_wrap=True,
+    )
     spec = analysis.spec
     if spec is not None and spec.missing_design:
         out.print(
             f"Design not given: {', '.join(spec.missing_design)}. Add them to "
             f"[experiments.{analysis.experiment}] in config.toml; until then nothing is judged "
-            "against an invented plan."
+            "against an invented plan.",
+            markup=False,
+            soft_wrap=True,
         )
     if analysis.arms and spec is not None:
-        out.print(_design_line(analysis))
+        out.print(_design_line(analysis), markup=False, soft_wrap=True)
     srm = analysis.srm
     if srm.mismatch:
         out.print(
             f"!! SAMPLE RATIO MISMATCH ({format_p(srm.p_value)}): the split does not match the "
             "planned shares; do not trust the figures below.",
             style="bold red",
+            markup=False,
+            soft_wrap=True,
         )
     elif srm.status == NOT_CHECKED and analysis.arms:
-        out.print("Sample ratio check: not run (no planned shares).")
+        out.print("Sample ratio check: not run (no planned shares).", markup=False, soft_wrap=True)
     elif srm.p_value is not None:
-        out.print(f"Sample ratio check: OK ({format_p(srm.p_value)}, flagged below 0.001)")
+        out.print(
+            f"Sample ratio check: OK ({format_p(srm.p_value)}, flagged below 0.001)",
+            markup=False,
+            soft_wrap=True,
+        )
     arms = Table(title="Per arm (assigned = intent to treat, the decision's denominator)")
     for column in (
         "arm", "assigned", "delivered", "failed", "clicks", "CTR", "conversions", "rate",
@@ -180,12 +192,14 @@ def print_report(out: Console, analysis: ExperimentAnalysis) -> None:
             "Intervals: score intervals that invert the\nz-test (relative: risk ratio), at the "
             "adjusted level. Always-valid p and CI: mixture SPRT, safe to check every day.\n"
             "Loss if shipped: expected conversion given up if the variant is in fact worse "
-            "(Bayesian, Beta(1, 1) priors)."
+            "(Bayesian, Beta(1, 1) priors).",
+            markup=False,
+            soft_wrap=True,
         )
     _print_extra(out, analysis)
     for note in analysis.notes:
-        out.print(note)
-    out.print(f"Verdict: {analysis.verdict}")
+        out.print(note, markup=False, soft_wrap=True)
+    out.print(f"Verdict: {analysis.verdict}", markup=False, soft_wrap=True)
 
 
 def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
@@ -293,7 +307,7 @@ def report_command(
     out = console()
     print_report(out, analysis)
     if html_path is not None:
-        out.print(f"Wrote {html_path}")
+        out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)
 
 
 _NOUNS = {
@@ -312,18 +326,32 @@ def _plural(count: int, kind: str) -> str:
 
 def print_import(out: Console, result: ImportResult, file: Path) -> None:
     """What an import stored, skipped and refused (at most 20 refused rows listed)."""
-    out.print(f"Imported {_plural(result.imported, result.kind)} from {file}.")
+    out.print(
+        f"Imported {_plural(result.imported, result.kind)} from {file}.",
+        markup=False,
+        soft_wrap=True,
+    )
     if result.repeats:
         out.print(
             f"{_plural(result.repeats, 'exposures').replace('exposure', 'repeat exposure', 1)} "
-            "not stored: a customer's first exposure counts."
+            "not stored: a customer's first exposure counts.",
+            markup=False,
+            soft_wrap=True,
         )
     if result.bad:
-        out.print(f"{len(result.bad):,} {'row' if len(result.bad) == 1 else 'rows'} refused:")
+        out.print(
+            f"{len(result.bad):,} {'row' if len(result.bad) == 1 else 'rows'} refused:",
+            markup=False,
+            soft_wrap=True,
+        )
         for bad in result.bad[:_SHOWN_BAD_ROWS]:
-            out.print(f"  {bad}")
+            out.print(f"  {bad}", markup=False, soft_wrap=True)
         if len(result.bad) > _SHOWN_BAD_ROWS:
-            out.print(f"  ... and {len(result.bad) - _SHOWN_BAD_ROWS:,} more")
+            out.print(
+                f"  ... and {len(result.bad) - _SHOWN_BAD_ROWS:,} more",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 @click.command("track")
@@ -376,7 +404,9 @@ def import_command(experiment: str, file: Path, config_path: Path) -> None:
     if experiment not in config.experiments:
         out.print(
             f"No design for {experiment!r} in {config_path}: add [experiments.{experiment}] "
-            "(arms, baseline_rate, minimum_detectable_effect, ...) before reading its report."
+            "(arms, baseline_rate, minimum_detectable_effect, ...) before reading its report.",
+            markup=False,
+            soft_wrap=True,
         )
 
 
@@ -413,7 +443,9 @@ def plan_command(
     out.print(
         f"Experiment {spec.name}: detect {100 * result.effect:.2f} points over a "
         f"{100 * result.baseline:.2f}% baseline, alpha {spec.alpha:g} (two-sided), power "
-        f"{100 * spec.power:.0f}%"
+        f"{100 * spec.power:.0f}%",
+        markup=False,
+        soft_wrap=True,
     )
     table = Table()
     for column in ("variant", f"{spec.control} needs", "variant needs", "detectable lift"):
@@ -429,7 +461,11 @@ def plan_command(
     out.print(table)
     total = result.total_needed()
     if total is not None:
-        out.print(f"Customers to expose in all (every arm, holdout included): {total:,}")
+        out.print(
+            f"Customers to expose in all (every arm, holdout included): {total:,}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @experiment_group.command("promote")
@@ -451,11 +487,17 @@ def promote_command(experiment: str, variant: str | None, config_path: Path, und
     out = console()
     if undo:
         was = f" (was {previous})" if previous else " (nothing was promoted)"
-        out.print(f"Experiment {experiment} runs again: variants are assigned as configured{was}.")
+        out.print(
+            f"Experiment {experiment} runs again: variants are assigned as configured{was}.",
+            markup=False,
+            soft_wrap=True,
+        )
     else:
         out.print(
             f"Promoted {variant}: every customer of experiment {experiment} now gets it. "
-            f"Undo with: campaign experiment promote {experiment} --undo"
+            f"Undo with: campaign experiment promote {experiment} --undo",
+            markup=False,
+            soft_wrap=True,
         )
 
 

@@ -248,7 +248,9 @@ def test_events_of_unknown_and_unreachable_customers_are_refused(
     conversions = import_events(fresh_store, path, "conversions")
     assert conversions.imported == 3
     assert [b.reason for b in conversions.bad] == ["unknown_customer"]
-    kinds = pd.read_sql_query("SELECT kind, COUNT(*) AS n FROM conversion GROUP BY kind", fresh_store)
+    kinds = pd.read_sql_query(
+        "SELECT kind, COUNT(*) AS n FROM conversion GROUP BY kind", fresh_store
+    )
     assert dict(zip(kinds["kind"], kinds["n"], strict=True)) == {
         "click": 1,
         "conversion": 3,

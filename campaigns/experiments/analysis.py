@@ -615,29 +615,32 @@ def _verdict(
         else:
             progress = "no horizon planned"
         leader = max(waiting, key=lambda a: a.primary.abs_lift or 0)  # type: ignore[union-attr]
-        parts.append(f"Not yet for {names} ({progress}); so far {_so_far(leader)}.")
+        parts.append(f"Not yet for {names} ({progress}); so far {_so_far(leader, spec)}.")
     flat = [a for a in judged if a.decision is not None and a.decision.action == INCONCLUSIVE]
     if flat:
         names = ", ".join(a.variant for a in flat)
         best = max(flat, key=lambda a: a.primary.abs_lift or 0)  # type: ignore[union-attr]
         parts.append(
-            f"No detectable change for {names} by the horizon (best: {_so_far(best)})"
+            f"No detectable change for {names} by the horizon (best: {_so_far(best, spec)})"
             + ("" if recommended else f": keep {spec.control}")
             + "."
         )
     return " ".join(parts)
 
 
-def _so_far(arm: ArmResult) -> str:
+def _so_far(arm: ArmResult, spec: ExperimentSpec) -> str:
+    """The arm's lift with the interval and p of the design's own test."""
     primary = arm.primary
     assert primary is not None
     assert primary.abs_lift is not None
-    ci = arm.sequential_ci_adjusted or (arm.sequential.ci if arm.sequential else None)
-    p = arm.sequential_p_adjusted
+    if spec.decision == FIXED:
+        ci, p, label = arm.abs_lift_ci_adjusted, arm.p_value_adjusted, "p"
+    else:
+        ci, p, label = arm.sequential_ci_adjusted, arm.sequential_p_adjusted, "always-valid p"
     shown = f"{arm.variant} {'+' if primary.abs_lift >= 0 else '-'}{_points(abs(primary.abs_lift))}"
     shown += " points"
     if ci is not None:
         shown += f" [{_points(ci.low)}, {_points(ci.high)}]"
     if p is not None:
-        shown += ", " + format_p(p).replace("p", "always-valid p", 1)
+        shown += ", " + format_p(p).replace("p", label, 1)
     return shown
