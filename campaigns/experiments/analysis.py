@@ -386,7 +386,7 @@ def _judge(
                 if looks and seq_levels[index] != spec.alpha
                 else arm.sequential.ci
             )
-        p_fixed, ci_fixed, rel_ci_fixed = fixed[name]
+        p_fixed, ci_fixed, rel_ci_fixed, lift_fixed = fixed[name]
         decision = decide_arm(
             mode=spec.decision,
             alpha=spec.alpha,
@@ -397,7 +397,11 @@ def _judge(
             sequential_ci=seq_ci,
             fixed_p=p_fixed,
             fixed_ci=ci_fixed,
-            lift=arm.primary.abs_lift if arm.primary else None,
+            lift=lift_fixed
+            if spec.decision == FIXED
+            else arm.primary.abs_lift
+            if arm.primary
+            else None,
             harmed_guardrails=tuple(METRIC_LABELS[g.metric] for g in arm.guardrails if g.harmed),
         )
         results[name] = replace(
@@ -421,7 +425,7 @@ def _fixed_figures(
     spec: ExperimentSpec,
     data: ExperimentData,
     horizon: Horizon,
-) -> dict[str, tuple[float | None, Interval | None, Interval | None]]:
+) -> dict[str, tuple[float | None, Interval | None, Interval | None, float | None]]:
     """The fixed-horizon p (adjusted) and intervals at the matching level, per arm; in a fixed
     design past its horizon, computed on the data of the look at the horizon (decided once)."""
     pairs: dict[str, tuple[Proportion, Proportion]] = {}
@@ -440,18 +444,22 @@ def _fixed_figures(
     }
     raw = [comparisons[a].p_value for a in family]
     if any(p is None for p in raw):
-        return {a: (comparisons[a].p_value, comparisons[a].abs_lift_ci, None) for a in family}
+        return {
+            a: (comparisons[a].p_value, comparisons[a].abs_lift_ci, None, comparisons[a].abs_lift)
+            for a in family
+        }
     clean = [float(p) for p in raw if p is not None]
     adjusted = adjust(clean, spec.multiplicity)
     levels = interval_levels(clean, spec.alpha, spec.multiplicity)
-    out: dict[str, tuple[float | None, Interval | None, Interval | None]] = {}
+    out: dict[str, tuple[float | None, Interval | None, Interval | None, float | None]] = {}
     for name, p, level in zip(family, adjusted, levels, strict=True):
         c, v = pairs[name]
+        lift = comparisons[name].abs_lift
         if level == spec.alpha:
-            out[name] = (p, comparisons[name].abs_lift_ci, comparisons[name].rel_lift_ci)
+            out[name] = (p, comparisons[name].abs_lift_ci, comparisons[name].rel_lift_ci, lift)
         else:
             absolute, relative = score_intervals(c, v, level, spec.alternative)
-            out[name] = (p, absolute, relative)
+            out[name] = (p, absolute, relative, lift)
     return out
 
 

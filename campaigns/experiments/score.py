@@ -9,9 +9,11 @@ exactly when the z-test's p is below alpha: the report can never quote a signifi
 interval through zero, or the other way round. The ratio interval is the risk ratio's, so the
 relative lift ``r - 1`` never goes below -100%.
 
-The restricted estimates have closed forms: a quadratic for the
-ratio, a cubic for the difference (Miettinen and Nurminen's). Our figures equal statsmodels'
-``confint_proportions_2indep(..., method="score", correction=False)``.
+The restricted estimate is a quadratic's root for the ratio (Farrington
+and Manning 1990); for the difference it is found numerically (see :func:`_restricted_diff`).
+Our figures equal statsmodels' ``confint_proportions_2indep(..., method="score",
+correction=False)`` for the ratio, and for the difference wherever its closed form finds the
+maximum (to 1e-9 with hundreds of units per arm).
 """
 
 from __future__ import annotations
@@ -26,26 +28,16 @@ _EDGE = 1e-12
 
 
 def _restricted_diff(x1: int, n1: int, x2: int, n2: int, d: float) -> tuple[float, float]:
-    """The maximum-likelihood (p1, p2) under p1 - p2 = d (Miettinen and Nurminen's cubic)."""
+    """The maximum-likelihood (p1, p2) under p1 - p2 = d, found directly.
+
+    Miettinen and Nurminen's closed-form cubic (as statsmodels 0.15 codes it) can land beside
+    the maximum, by up to 1e-4 in the rates for small counts; the likelihood is concave along
+    the constraint, so its derivative's single root is found instead.
+    """
     if d == 0:
         pooled = (x1 + x2) / (n1 + n2)
         return pooled, pooled
-    n, x = n1 + n2, x1 + x2
-    t2 = (n1 + 2 * n2) * d - n - x
-    t1 = (x2 * d - n - 2 * x2) * d + x
-    t0 = x2 * d * (1 - d)
-    q = (t2 / (3 * n)) ** 3 - t1 * t2 / (6 * n * n) + t0 / (2 * n)
-    p_sq = (t2 / (3 * n)) ** 2 - t1 / (3 * n)
-    p = math.copysign(math.sqrt(max(p_sq, 0.0)), q)
-    if p == 0:
-        q2 = -t2 / (3 * n)
-    else:
-        angle = (math.pi + math.acos(max(-1.0, min(1.0, q / p**3)))) / 3
-        q2 = 2 * p * math.cos(angle) - t2 / (3 * n)
-    if not (0.0 <= q2 <= 1.0 and 0.0 <= q2 + d <= 1.0):
-        # Far from the estimate the closed form can pick a root outside [0, 1] (statsmodels
-        # then uses a negative rate); the maximum along the constraint is found directly.
-        q2 = _maximise(x1, n1, x2, n2, lambda q: q + d, 1.0, max(0.0, -d), min(1.0, 1.0 - d))
+    q2 = _maximise(x1, n1, x2, n2, lambda q: q + d, 1.0, max(0.0, -d), min(1.0, 1.0 - d))
     return q2 + d, q2
 
 
