@@ -129,6 +129,11 @@ def model_group() -> None:
     help="A conversion counts this many days after exposure.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Let runs target with the model even if it does not beat chance.",
+)
 @handles_errors
 def train_command(
     kind: str,
@@ -142,17 +147,23 @@ def train_command(
     control: str | None,
     window_days: float,
     seed: int,
+    accept: bool,
 ) -> None:
-    """Train a new version of the propensity or uplift model; the next run scores with it.
+    """Train a new version of the propensity or uplift model; the next run scores with it if it
+    beats chance (CV AUC interval above 0.5; Qini interval above 0), or with --accept.
 
     Example: campaign model train propensity --table marketing_campaign.csv --separator tab
     --target Response; campaign model train uplift --simulate discount
     """
     config = load_config(config_path)
     if kind == "propensity":
-        trained = train_propensity_model(config, at, target, table, separator, window_days, seed)
+        trained = train_propensity_model(
+            config, at, target, table, separator, window_days, seed, accept
+        )
     else:
-        trained = train_uplift_model(config, at, experiment, simulate, window_days, seed, control)
+        trained = train_uplift_model(
+            config, at, experiment, simulate, window_days, seed, control, accept
+        )
     out = console()
     out.print(f"Stored {trained.kind} model v{trained.version}.")
     stored = model_report(config, kind)
