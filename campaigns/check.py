@@ -17,7 +17,6 @@ from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
 from campaigns.forecast import simulate
 from campaigns.inputs import gather_inputs
-from campaigns.personalization.models_store import KINDS, latest_row
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
 from campaigns.run import prepare
@@ -89,9 +88,6 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             traits = trait_columns(engine)
             customer = sample_customer(traits)
             columns = [*customer, "segment", "segment_id"]
-        # A rejected model adds no score column, but conditions naming it are still valid:
-        # the warning below says why the score is missing.
-        columns += [k for k in KINDS if k not in columns and latest_row(engine, k) is not None]
         warnings += rejected_model_warnings(engine, config)
     report = CheckReport(warnings=warnings)
     folder = config.path(config.templates)

@@ -168,7 +168,7 @@ def train_command(
     out.print(f"Stored {trained.kind} model v{trained.version}.")
     stored = model_report(config, kind)
     for line in report_lines(stored):
-        out.print(line)
+        out.print(line, soft_wrap=True)
 
 
 @model_group.command("report")
@@ -190,7 +190,7 @@ def report_command(kind: str, config_path: Path, html_path: Path | None) -> None
     stored = model_report(config, kind)
     out = console()
     for line in report_lines(stored):
-        out.print(line)
+        out.print(line, soft_wrap=True)
     if html_path is not None:
         html_path.write_text(render_html(stored), encoding="utf-8")
         out.print(f"Wrote {html_path}")

@@ -55,7 +55,7 @@ def auc_check(
         "value": value,
         "ci": [low, high],
         "chance": 0.5,
-        "method": f"percentile bootstrap, {RESAMPLES:,} resamples (scipy.stats.bootstrap)",
+        "method": f"percentile bootstrap of {RESAMPLES:,} resamples",
         "beats_chance": low > 0.5,
     }
 
@@ -92,7 +92,7 @@ def qini_check(
         "value": value,
         "ci": [low, high],
         "chance": 0.0,
-        "method": f"percentile bootstrap, {RESAMPLES:,} resamples (scipy.stats.bootstrap)",
+        "method": f"percentile bootstrap of {RESAMPLES:,} resamples",
         "beats_chance": low > 0.0,
     }
 

@@ -33,14 +33,12 @@ def chance_lines(stored: StoredModel) -> list[str]:
         return []
     low, high = chance["ci"]
     figure = (
-        f"{chance['metric']} {chance['value']:.3f} [{low:.3f}, {high:.3f}] (95% {chance['method']})"
+        f"{chance['metric']} {chance['value']:.3f}, 95% interval [{low:.3f}, {high:.3f}] "
+        f"({chance['method']})"
     )
     if chance["beats_chance"]:
         return [f"Beats chance: {figure}, above {chance['chance']:g}."]
-    line = (
-        f"No better than chance: {figure} does not lie above {chance['chance']:g}. "
-        "Stored as rejected"
-    )
+    line = f"No better than chance: {figure}, not above {chance['chance']:g}. Stored as rejected"
     if stored.settings.get("accepted"):
         return [line + ", but accepted with --accept: runs target with it."]
     return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -23,6 +24,10 @@ def with_scores(engine: Engine, customers: pd.DataFrame) -> pd.DataFrame:
         stored = usable_model(engine, kind)
         if stored is not None:
             scored = scored.assign(**{kind: stored.model.score(customers)})
+        elif latest_row(engine, kind) is not None:
+            # Only rejected models: the column exists but scores nobody, so a campaign that
+            # targets by it selects no one (and ``campaign check`` says why).
+            scored = scored.assign(**{kind: np.nan})
     return scored
 
 
@@ -38,7 +43,7 @@ def rejected_model_warnings(engine: Engine, config: Config) -> list[str]:
         instead = (
             f"runs score with v{fallback.version} instead"
             if fallback is not None
-            else f"runs have no {kind} score, so this campaign's targeting fails"
+            else f"runs score no one by {kind}, so this campaign selects no one by it"
         )
         for name, campaign in config.campaigns.items():
             uses = []
