@@ -66,6 +66,9 @@ def _count(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
+_ADJUSTMENTS = {"holm": "Holm", "benjamini-hochberg": "Benjamini-Hochberg"}
+
+
 def _design_line(analysis: ExperimentAnalysis) -> str:
     spec = analysis.spec
     assert spec is not None
@@ -73,7 +76,7 @@ def _design_line(analysis: ExperimentAnalysis) -> str:
     family = len([a for a in analysis.arms if a.decision is not None])
     line = (
         f"Design: {spec.decision} decisions ({spec.alternative}"
-        + (f", {spec.multiplicity} across {family} variants" if family > 1 else "")
+        + (f", {_ADJUSTMENTS[spec.multiplicity]} across {family} variants" if family > 1 else "")
         + f"), alpha {analysis.alpha:g}"
     )
     if effect is not None:
@@ -217,6 +220,8 @@ def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
         if arm.primary is None:
             continue
         revenue, cuped, ratio = arm.revenue, arm.cuped, arm.orders_per_clicker
+        if (revenue is None or revenue.p_value is None) and cuped is None and ratio is None:
+            continue  # nothing measured beyond the primary metric
         diff = "–"
         if revenue is not None and revenue.diff is not None:
             diff = f"{revenue.diff:+.2f}" + _ci(revenue.ci, scale=1)
