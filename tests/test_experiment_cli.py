@@ -342,3 +342,54 @@ def test_a_report_before_any_exposure(tmp_path: Path) -> None:
         f"Wrote {page}\n"
     )
     assert "No exposures yet" in page.read_text(encoding="utf-8")
+
+
+def test_an_imported_experiments_design_is_validated_with_lines(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        CONFIG + "\n[experiments.spring]\narms = { control = 0.5 }\nbaseline_rate = 2\n"
+        '\n[experiments.other]\narms = { a = 0.5, b = 0.5 }\nhorizon = "soon"\n',
+        encoding="utf-8",
+    )
+    lines = CONFIG.count("\n")
+    result = invoke("check", "-c", str(path))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}:{lines + 3}: experiments.spring.arms: needs at least two arms, such as "
+        "{ control = 0.5, b = 0.5 }\n"
+        f"{path}:{lines + 4}: experiments.spring.baseline_rate: must be less than 1, got 2\n"
+        f"{path}:{lines + 8}: experiments.other.horizon: must be a positive number of days or "
+        "hours such as '14d' or '48h', got 'soon'\n"
+    )
+
+
+def test_experiment_import_uses_the_design(workspace: Path) -> None:
+    design = (
+        "\n[experiments.spring]\narms = { control = 0.8, story = 0.2 }\nbaseline_rate = 0.05\n"
+        'minimum_detectable_effect = 0.02\ndecision = "fixed"\n'
+    )
+    workspace.write_text(workspace.read_text() + design, encoding="utf-8")
+    path = workspace.parent / "spring.csv"
+    rows = ["variant,customer_id,timestamp"]
+    rows += [f"control,S{i},2026-11-02" for i in range(80)]
+    rows += [f"story,S{i},2026-11-02" for i in range(80, 100)]
+    rows += ["discount,S100,2026-11-02"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = invoke("experiment", "import", "spring", str(path), "-c", str(workspace))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"Imported 100 exposures from {path}.\n"
+        "1 row refused:\n"
+        "  line 102: unknown_variant: 'discount' is not an arm of the design ('control', 'story')\n"
+    )
+    data = json.loads(invoke("report", "spring", "-c", str(workspace), "--format", "json").output)
+    validate_report(data)
+    # 80/20 as planned: scipy.stats.chisquare([80, 20], [80, 20]).pvalue = 1.0
+    assert data["srm"]["p_value"] == pytest.approx(1.0)
+    assert data["design"]["planned_shares"] == {"control": 0.8, "story": 0.2}
+    assert data["design"]["missing"] == []
+    taken = invoke("experiment", "import", "winback", str(path), "-c", str(workspace))
+    assert taken.output == (
+        "Error: experiment 'winback' belongs to a campaign in the config; its exposures are "
+        "recorded by 'campaign run', not imported\n"
+    )
