@@ -449,3 +449,15 @@ def test_every_report_here_validates_against_the_schema() -> None:
     ]
     for case in cases:
         validate_report(to_json(case))
+
+
+def test_one_sided_designs_never_stop_a_worse_arm_by_the_test() -> None:
+    spec = replace(SPEC, alternative=GREATER, variants=("control", "b"))
+    result = analyse(experiment({"control": 0.1, "b": 0.09}), spec)
+    b = result.arm("b")
+    assert b.decision is not None
+    assert result.horizon is not None
+    assert result.horizon.reached
+    assert b.decision.action == "inconclusive"
+    assert b.primary is not None
+    assert b.primary.abs_lift == approx(-0.01)

@@ -39,7 +39,8 @@ class DecisionConfig(BaseModel):
     #: "sequential": decide at any look from the always-valid statistics; "fixed": decide once,
     #: with the fixed-horizon test, when the horizon is reached.
     decision: Literal["sequential", "fixed"] = "sequential"
-    #: "two-sided", or "greater": only an improvement is tested for (harm is still reported).
+    #: "two-sided", or "greater": only an improvement is tested for (a worse arm is never
+    #: stopped by the test; it ends inconclusive at the horizon).
     alternative: Literal["two-sided", "greater"] = "two-sided"
     #: Correction across variants: family-wise (Holm) or false discovery rate.
     multiplicity: Literal["holm", "benjamini-hochberg"] = "holm"
