@@ -17,6 +17,7 @@ from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
 from campaigns.forecast import simulate
 from campaigns.inputs import gather_inputs
+from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
 from campaigns.run import prepare
 from segmentation import RFM_COLUMNS
@@ -87,6 +88,7 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             traits = trait_columns(engine)
             customer = sample_customer(traits)
             columns = [*customer, "segment", "segment_id"]
+        warnings += rejected_model_warnings(engine, config)
     report = CheckReport(warnings=warnings)
     folder = config.path(config.templates)
     env = make_environment(folder)

@@ -12,17 +12,24 @@ from rich.console import Console
 from rich.table import Table
 
 from campaigns.config import load_config
-from campaigns.experiments.analysis import METRIC_NAMES, ExperimentAnalysis, format_p
+from campaigns.experiments.analysis import (
+    METRIC_NAMES,
+    NOT_CHECKED,
+    ExperimentAnalysis,
+    format_p,
+)
 from campaigns.experiments.commands import (
     experiment_report,
+    import_experiment,
     plan,
     promote_variant,
     simulate,
     track,
 )
+from campaigns.experiments.guardrails import METRIC_LABELS
 from campaigns.experiments.report import to_json
 from campaigns.experiments.stats import Interval
-from campaigns.experiments.tracking import Kind
+from campaigns.experiments.tracking import KINDS, ImportResult, Kind
 from cli.errors import handles_errors
 from cli.options import config_option
 from cli.output import console
@@ -35,39 +42,105 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}%"
 
 
+def _end(value: float, scale: float, digits: int) -> str:
+    if value == float("inf"):
+        return "∞"
+    return f"{scale * value:+.{digits}f}"
+
+
+def _ci(ci: Interval | None, scale: float = 100, digits: int = 2) -> str:
+    return "" if ci is None else f" [{_end(ci.low, scale, digits)}, {_end(ci.high, scale, digits)}]"
+
+
 def _lift(value: float | None, ci: Interval | None) -> str:
     if value is None:
         return "–"
-    shown = f"{100 * value:+.2f}"
-    return shown if ci is None else f"{shown} [{100 * ci.low:+.2f}, {100 * ci.high:+.2f}]"
+    return f"{100 * value:+.2f}{_ci(ci)}"
 
 
 def _p(value: float | None) -> str:
     return "–" if value is None else ("<0.001" if value < 0.001 else f"{value:.3f}")
 
 
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+_ADJUSTMENTS = {"holm": "Holm", "benjamini-hochberg": "Benjamini-Hochberg"}
+
+
+def _design_line(analysis: ExperimentAnalysis) -> str:
+    spec = analysis.spec
+    assert spec is not None
+    effect = analysis.minimum_detectable_effect
+    family = len([a for a in analysis.arms if a.decision is not None])
+    line = (
+        f"Design: {spec.decision} decisions ({spec.alternative}"
+        + (f", {_ADJUSTMENTS[spec.multiplicity]} across {family} variants" if family > 1 else "")
+        + f"), alpha {analysis.alpha:g}"
+    )
+    if effect is not None:
+        line += f", minimum detectable effect {100 * effect:.1f} points"
+    horizon = analysis.horizon
+    if horizon is not None and horizon.kind == "sample_size":
+        line += (
+            f"; horizon {horizon.planned_per_arm:,} exposures per arm "
+            f"({horizon.reached_per_arm:,} so far)"
+        )
+    elif horizon is not None and horizon.kind == "duration":
+        line += f"; horizon {horizon.planned_days} days (day {horizon.days} so far)"
+    return line + "."
+
+
 def print_report(out: Console, analysis: ExperimentAnalysis) -> None:
-    """The report as terminal tables: the SRM check first, the verdict last."""
+    """The report as terminal tables: design and SRM check first, the verdict last."""
     metric = METRIC_NAMES[analysis.primary_metric]
-    out.print(f"Experiment {analysis.experiment}: {metric}, control {analysis.control}")
+    out.print(
+        f"Experiment {analysis.experiment}: {metric} rate, control arm {analysis.control!r}",
+        markup=False,
+        soft_wrap=True,
+    )
+    spec = analysis.spec
+    if spec is not None and spec.missing_design:
+        out.print(
+            f"Design not given: {', '.join(spec.missing_design)}. Add them to "
+            f"[experiments.{analysis.experiment}] in config.toml; until then nothing is judged "
+            "against an invented plan.",
+            markup=False,
+            soft_wrap=True,
+        )
+    if analysis.arms and spec is not None:
+        out.print(_design_line(analysis), markup=False, soft_wrap=True)
     srm = analysis.srm
     if srm.mismatch:
         out.print(
             f"!! SAMPLE RATIO MISMATCH ({format_p(srm.p_value)}): the split does not match the "
-            "configured weights; do not trust the figures below.",
+            "planned shares; do not trust the figures below.",
             style="bold red",
+            markup=False,
+            soft_wrap=True,
         )
+    elif srm.status == NOT_CHECKED and analysis.arms:
+        out.print("Sample ratio check: not run (no planned shares).", markup=False, soft_wrap=True)
     elif srm.p_value is not None:
-        out.print(f"Sample ratio check: OK ({format_p(srm.p_value)}, flagged below 0.001)")
-    if not analysis.configured:
-        out.print("Imported experiment: equal shares assumed for the sample ratio check.")
-    arms = Table(title="Per arm")
-    for column in ("arm", "exposures", "clicks", "CTR", "conversions", "rate", "revenue/exposure"):
+        out.print(
+            f"Sample ratio check: OK ({format_p(srm.p_value)}, flagged below 0.001)",
+            markup=False,
+            soft_wrap=True,
+        )
+    arms = Table(title="Per arm (assigned = intent to treat, the decision's denominator)")
+    for column in (
+        "arm", "assigned", "delivered", "failed", "clicks", "CTR", "conversions", "rate",
+        "revenue/assigned",
+    ):  # fmt: skip
         arms.add_column(column, justify="left" if column == "arm" else "right")
     for arm in analysis.arms:
+        delivery = arm.delivery
         arms.add_row(
             arm.variant + (" (control)" if arm.is_control and arm.variant != "control" else ""),
             f"{arm.exposures:,}",
+            _count(delivery.delivered if delivery else None),
+            _count(delivery.failed if delivery else None),
             f"{arm.clicks:,}",
             _pct(arm.ctr),
             f"{arm.conversions:,}",
@@ -76,76 +149,91 @@ def print_report(out: Console, analysis: ExperimentAnalysis) -> None:
         )
     if arms.row_count:
         out.print(arms)
+    adjusted = spec.multiplicity if spec is not None else "holm"
+    label = "Holm" if adjusted == "holm" else "BH"
     table = Table(title=f"{metric.capitalize()} against {analysis.control}")
     for column in (
         "arm",
-        "lift, points [95% CI]",
-        "relative [95% CI]",
+        "lift, points [CI]",
+        "relative [CI]",
         "p",
-        "p (Holm)",
-        "always-valid p [CI]",
+        f"p ({label})",
+        f"always-valid p [CI] ({label})",
         "P(beats control)",
+        "loss if shipped",
+        "decision",
     ):
-        table.add_column(column, justify="left" if column == "arm" else "right")
+        table.add_column(column, justify="left" if column in ("arm", "decision") else "right")
     for arm in analysis.arms:
         primary = arm.primary
         if primary is None:
             continue
         rel = "–"
         if primary.rel_lift is not None:
-            ci = primary.rel_lift_ci
-            rel = f"{100 * primary.rel_lift:+.1f}%"
-            if ci is not None:
-                rel += f" [{100 * ci.low:+.1f}, {100 * ci.high:+.1f}]"
+            rel = f"{100 * primary.rel_lift:+.1f}%" + _ci(arm.rel_lift_ci_adjusted, digits=1)
         sequential = "–"
-        if arm.sequential is not None and arm.sequential.p_value is not None:
-            sequential = _p(arm.sequential.p_value)
-            if arm.sequential.ci is not None:
-                ci = arm.sequential.ci
-                sequential += f" [{100 * ci.low:+.2f}, {100 * ci.high:+.2f}]"
+        if arm.sequential_p_adjusted is not None:
+            sequential = _p(arm.sequential_p_adjusted) + _ci(arm.sequential_ci_adjusted)
+        loss = arm.expected_loss
         table.add_row(
             arm.variant,
-            _lift(primary.abs_lift, primary.abs_lift_ci),
+            _lift(primary.abs_lift, arm.abs_lift_ci_adjusted),
             rel,
             _p(primary.p_value),
-            _p(arm.p_value_adjusted),
-            sequential,
+            _p(arm.p_value_adjusted) if arm.decision is not None else "–",
+            sequential if arm.decision is not None else "–",
             _pct(arm.prob_beat_control, 1),
+            "–" if loss is None else f"{100 * loss.choose_variant:.2f} pts",
+            arm.decision.action if arm.decision is not None else "–",
         )
     if table.row_count:
         out.print(table)
     tests = sorted({a.primary.test for a in analysis.arms if a.primary and a.primary.test})
     if tests:
         out.print(
-            f"Intervals: Newcombe (hybrid score). p: {', '.join(tests)} (Fisher's exact test when "
-            "an expected cell is below 5),\nHolm-adjusted across variants. Always-valid p and CI: "
-            "mixture SPRT, safe to check every day."
+            f"p: {', '.join(tests)} (Fisher's exact test when an expected cell is below 5). "
+            "Intervals: score intervals that invert the\nz-test (relative: risk ratio), at the "
+            "adjusted level. Always-valid p and CI: mixture SPRT, safe to check every day.\n"
+            "Loss if shipped: expected conversion given up if the variant is in fact worse "
+            "(Bayesian, Beta(1, 1) priors).",
+            markup=False,
+            soft_wrap=True,
         )
-    extra = Table(title="Revenue per exposure (Welch) and CUPED-adjusted lift")
+    _print_extra(out, analysis)
+    for note in analysis.notes:
+        out.print(note, markup=False, soft_wrap=True)
+    out.print(f"Verdict: {analysis.verdict}", markup=False, soft_wrap=True)
+
+
+def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
+    extra = Table(title="Revenue per assigned unit (Welch), CUPED lift, orders per clicker")
     for column in (
         "arm",
         "revenue diff [95% CI]",
         "Welch p",
         "CUPED lift [95% CI]",
         "variance cut",
+        "orders/clicker diff [CI]",
     ):
         extra.add_column(column, justify="left" if column == "arm" else "right")
     for arm in analysis.arms:
         if arm.primary is None:
             continue
-        revenue = arm.revenue
+        revenue, cuped, ratio = arm.revenue, arm.cuped, arm.orders_per_clicker
+        if (revenue is None or revenue.p_value is None) and cuped is None and ratio is None:
+            continue  # nothing measured beyond the primary metric
         diff = "–"
         if revenue is not None and revenue.diff is not None:
-            diff = f"{revenue.diff:+.2f}"
-            if revenue.ci is not None:
-                diff += f" [{revenue.ci.low:+.2f}, {revenue.ci.high:+.2f}]"
-        cuped = arm.cuped
+            diff = f"{revenue.diff:+.2f}" + _ci(revenue.ci, scale=1)
         extra.add_row(
             arm.variant,
             diff,
             _p(revenue.p_value if revenue else None),
             _lift(cuped.diff, cuped.ci) if cuped else "–",
             _pct(cuped.variance_reduction if cuped else None, 0),
+            "–"
+            if ratio is None or ratio.diff is None
+            else f"{ratio.diff:+.3f}" + _ci(ratio.ci, scale=1, digits=3),
         )
     if extra.row_count:
         out.print(extra)
@@ -162,9 +250,22 @@ def print_report(out: Console, analysis: ExperimentAnalysis) -> None:
             )
     if secondary.row_count:
         out.print(secondary)
-    for note in analysis.notes:
-        out.print(note)
-    out.print(f"Verdict: {analysis.verdict}")
+    guard = Table(title="Guardrails (one-sided: is the variant's rate higher?)")
+    for column in ("arm", "metric", "control", "variant", "p", "status"):
+        guard.add_column(column, justify="left" if column in ("arm", "metric") else "right")
+    for arm in analysis.arms:
+        for g in arm.guardrails:
+            if g.control.successes or g.variant.successes:
+                guard.add_row(
+                    arm.variant,
+                    METRIC_LABELS[g.metric],
+                    _pct(g.control.rate, 3),
+                    _pct(g.variant.rate, 3),
+                    _p(g.comparison.p_value),
+                    "harmed" if g.harmed else "ok",
+                )
+    if guard.row_count:
+        out.print(guard)
 
 
 @click.command("report")
@@ -174,10 +275,11 @@ def print_report(out: Console, analysis: ExperimentAnalysis) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "json"]),
-    default="table",
+    type=click.Choice(["text", "json"]),
+    default="text",
     show_default=True,
-    help="Terminal tables, or the figures as JSON.",
+    help="Terminal tables, or every figure as JSON (schema: campaigns/experiments/"
+    "report.schema.json).",
 )
 @click.option(
     "--html",
@@ -193,7 +295,8 @@ def report_command(
     output_format: str,
     html_path: Path | None,
 ) -> None:
-    """Report an experiment: rates, lifts with intervals, p-values, SRM check and a verdict.
+    """Report an experiment: rates, lifts with intervals, p-values, SRM check, guardrails,
+    and a decision per arm (ship, stop, continue, inconclusive) with the verdict in words.
 
     Example: campaign report winback --html winback.html
     """
@@ -209,41 +312,107 @@ def report_command(
     out = console()
     print_report(out, analysis)
     if html_path is not None:
-        out.print(f"Wrote {html_path}")
+        out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)
+
+
+_NOUNS = {
+    "clicks": ("click", "clicks"),
+    "conversions": ("conversion", "conversions"),
+    "unsubscribes": ("unsubscribe", "unsubscribes"),
+    "complaints": ("complaint", "complaints"),
+    "exposures": ("exposure", "exposures"),
+}
+
+
+def _plural(count: int, kind: str) -> str:
+    one, many = _NOUNS[kind]
+    return f"{count:,} {one if count == 1 else many}"
+
+
+def print_import(out: Console, result: ImportResult, file: Path) -> None:
+    """What an import stored, skipped and refused (at most 20 refused rows listed)."""
+    out.print(
+        f"Imported {_plural(result.imported, result.kind)} from {file}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    if result.repeats:
+        out.print(
+            f"{_plural(result.repeats, 'exposures').replace('exposure', 'repeat exposure', 1)} "
+            "not stored: a customer's first exposure counts.",
+            markup=False,
+            soft_wrap=True,
+        )
+    if result.bad:
+        out.print(
+            f"{len(result.bad):,} {'row' if len(result.bad) == 1 else 'rows'} refused:",
+            markup=False,
+            soft_wrap=True,
+        )
+        for bad in result.bad[:_SHOWN_BAD_ROWS]:
+            out.print(f"  {bad}", markup=False, soft_wrap=True)
+        if len(result.bad) > _SHOWN_BAD_ROWS:
+            out.print(
+                f"  ... and {len(result.bad) - _SHOWN_BAD_ROWS:,} more",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 @click.command("track")
-@click.argument("kind", type=click.Choice(["clicks", "conversions", "exposures"]))
+@click.argument("kind", type=click.Choice(list(KINDS)))
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @config_option
 @handles_errors
 def track_command(kind: str, file: Path, config_path: Path) -> None:
-    """Import clicks, conversions or exposures from a CSV or JSON Lines FILE.
+    """Import clicks, conversions, unsubscribes, complaints or exposures from a CSV or JSON
+    Lines FILE.
+
+    Rows of unknown customers are refused with their line numbers, and so are clicks,
+    unsubscribes and complaints of held-out customers who were sent nothing.
 
     Example: campaign track conversions shop-orders.csv
     """
     config = load_config(config_path)
     result = track(config, cast(Kind, kind), file)
-    out = console()
-    out.print(f"Imported {result.imported:,} {kind} from {file}.")
-    if result.repeats:
-        out.print(
-            f"{result.repeats:,} repeat exposures not stored: a customer's first exposure counts."
-        )
-    if result.bad:
-        out.print(f"{len(result.bad):,} rows refused:")
-        for bad in result.bad[:_SHOWN_BAD_ROWS]:
-            out.print(f"  {bad}")
-        if len(result.bad) > _SHOWN_BAD_ROWS:
-            out.print(f"  ... and {len(result.bad) - _SHOWN_BAD_ROWS:,} more")
+    print_import(console(), result, file)
 
 
 @click.group("experiment")
 def experiment_group() -> None:
-    """Plan experiments and promote their winners.
+    """Plan experiments, import ones run elsewhere, and promote their winners.
 
     Example: campaign experiment plan winback --audience 20000
     """
+
+
+@experiment_group.command("import")
+@click.argument("experiment")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+@handles_errors
+def import_command(experiment: str, file: Path, config_path: Path) -> None:
+    """Import the exposures of EXPERIMENT, run elsewhere, from a CSV or JSON Lines FILE.
+
+    FILE has variant, customer_id and timestamp (an experiment column is optional). Its design
+    (arms and their planned shares, control, baseline rate, minimum detectable effect, alpha,
+    power, horizon, sidedness) goes in [experiments.EXPERIMENT] in config.toml; rows in an arm
+    the design does not list are refused. Without a design the report shows the figures but
+    judges nothing.
+
+    Example: campaign experiment import spring-mail exposures.csv
+    """
+    config = load_config(config_path)
+    result = import_experiment(config, experiment, file)
+    out = console()
+    print_import(out, result, file)
+    if experiment not in config.experiments:
+        out.print(
+            f"No design for {experiment!r} in {config_path}: add [experiments.{experiment}] "
+            "(arms, baseline_rate, minimum_detectable_effect, ...) before reading its report.",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @experiment_group.command("plan")
@@ -279,7 +448,9 @@ def plan_command(
     out.print(
         f"Experiment {spec.name}: detect {100 * result.effect:.2f} points over a "
         f"{100 * result.baseline:.2f}% baseline, alpha {spec.alpha:g} (two-sided), power "
-        f"{100 * spec.power:.0f}%"
+        f"{100 * spec.power:.0f}%",
+        markup=False,
+        soft_wrap=True,
     )
     table = Table()
     for column in ("variant", f"{spec.control} needs", "variant needs", "detectable lift"):
@@ -295,7 +466,11 @@ def plan_command(
     out.print(table)
     total = result.total_needed()
     if total is not None:
-        out.print(f"Customers to expose in all (every arm, holdout included): {total:,}")
+        out.print(
+            f"Customers to expose in all (every arm, holdout included): {total:,}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @experiment_group.command("promote")
@@ -317,11 +492,17 @@ def promote_command(experiment: str, variant: str | None, config_path: Path, und
     out = console()
     if undo:
         was = f" (was {previous})" if previous else " (nothing was promoted)"
-        out.print(f"Experiment {experiment} runs again: variants are assigned as configured{was}.")
+        out.print(
+            f"Experiment {experiment} runs again: variants are assigned as configured{was}.",
+            markup=False,
+            soft_wrap=True,
+        )
     else:
         out.print(
             f"Promoted {variant}: every customer of experiment {experiment} now gets it. "
-            f"Undo with: campaign experiment promote {experiment} --undo"
+            f"Undo with: campaign experiment promote {experiment} --undo",
+            markup=False,
+            soft_wrap=True,
         )
 
 

@@ -129,6 +129,11 @@ def model_group() -> None:
     help="A conversion counts this many days after exposure.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Let runs target with the model even if it does not beat chance.",
+)
 @handles_errors
 def train_command(
     kind: str,
@@ -142,22 +147,28 @@ def train_command(
     control: str | None,
     window_days: float,
     seed: int,
+    accept: bool,
 ) -> None:
-    """Train a new version of the propensity or uplift model; the next run scores with it.
+    """Train a new version of the propensity or uplift model; the next run scores with it if it
+    beats chance (CV AUC interval above 0.5; Qini interval above 0), or with --accept.
 
     Example: campaign model train propensity --table marketing_campaign.csv --separator tab
     --target Response; campaign model train uplift --simulate discount
     """
     config = load_config(config_path)
     if kind == "propensity":
-        trained = train_propensity_model(config, at, target, table, separator, window_days, seed)
+        trained = train_propensity_model(
+            config, at, target, table, separator, window_days, seed, accept
+        )
     else:
-        trained = train_uplift_model(config, at, experiment, simulate, window_days, seed, control)
+        trained = train_uplift_model(
+            config, at, experiment, simulate, window_days, seed, control, accept
+        )
     out = console()
     out.print(f"Stored {trained.kind} model v{trained.version}.")
     stored = model_report(config, kind)
     for line in report_lines(stored):
-        out.print(line)
+        out.print(line, soft_wrap=True)
 
 
 @model_group.command("report")
@@ -179,7 +190,7 @@ def report_command(kind: str, config_path: Path, html_path: Path | None) -> None
     stored = model_report(config, kind)
     out = console()
     for line in report_lines(stored):
-        out.print(line)
+        out.print(line, soft_wrap=True)
     if html_path is not None:
         html_path.write_text(render_html(stored), encoding="utf-8")
         out.print(f"Wrote {html_path}")

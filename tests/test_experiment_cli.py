@@ -13,10 +13,10 @@ from click.testing import CliRunner, Result
 
 from campaigns.config import load_config
 from campaigns.experiments import assign_variants, experiments_in, record_exposures
-from campaigns.experiments.report import VARIANT_KEYS
 from cli.main import cli
 from store.bulk import insert_frame
 from store.engine import opened_store
+from tests.report_schema import validate_report
 
 CONFIG = """\
 [store]
@@ -83,40 +83,44 @@ def workspace(tmp_path: Path) -> Path:
     return path
 
 
-def test_report_prints_the_srm_check_tables_and_verdict(workspace: Path) -> None:
+def test_report_prints_the_design_srm_check_tables_and_verdict(workspace: Path) -> None:
     result = invoke("report", "winback", "-c", str(workspace))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "Experiment winback: conversion, control control"
-    assert lines[1] == "Sample ratio check: OK (p = 0.875, flagged below 0.001)"
+    assert lines[0] == "Experiment winback: conversion rate, control arm 'control'"
+    # sequential_sample_size(0.05, 0.02) = 4,283 per arm (the fixed design's would be 2,209).
+    assert lines[1] == (
+        "Design: sequential decisions (two-sided), alpha 0.05, minimum detectable effect 2.0 "
+        "points; horizon 4,283 exposures per arm (3,577 so far)."
+    )
+    assert lines[2] == "Sample ratio check: OK (p = 0.875, flagged below 0.001)"
+    # Nothing was queued through the outbox here: assigned, none delivered, none failed.
     assert (
-        "│ control  │     3,619 │      0 │ 0.00% │         171 │ 4.73% │             0.99 │"
-        in lines
+        "│ control  │    3,619 │         0 │      0 │      0 │ 0.00% │         171 │ 4.73% │"
+        in (result.output)
     )
     assert (
-        "│ discount │  +2.10 [+1.02, +3.18] │ +44.4% [+16.9, +71.8] │ <0.001 │   <0.001 │"
-        in result.output
+        "│ discount │ +2.10 [+1.02, +3.18] │ +44.4% [+19.4, +74.5] │ <0.001 │   <0.001 │       "
+        "0.001 [+0.63, +3.77] │           100.0% │        0.00 pts │ ship     │" in result.output
     )
     assert lines[-2] == (
-        "Sending 'control' at all changes conversion by -0.1 points [-2.0, +1.4] against the "
+        "Sending 'control' at all changes conversion by -0.1 points [-1.9, +1.4] against the "
         "holdout, p = 0.880."
     )
     assert lines[-1] == (
-        "Verdict: Variant discount raises conversion by 2.1 points [1.0, 3.2], p < 0.001: "
-        "keep discount."
+        "Verdict: discount raises conversion by 2.1 points [0.6, 3.8], always-valid p = 0.001: "
+        "ship it."
     )
 
 
-def test_report_json_has_exactly_the_documented_keys(workspace: Path) -> None:
+def test_report_json_is_complete_and_valid_against_its_schema(workspace: Path) -> None:
     result = invoke("report", "winback", "-c", str(workspace), "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert list(data) == ["experiment", "control", "srm_p_value", "verdict", "variants"]
-    assert [list(v) for v in data["variants"]] == [list(VARIANT_KEYS)] * 3
-    assert list(VARIANT_KEYS) == [
-        *("variant", "exposures", "clicks", "ctr", "conversions", "conversion_rate"),
-        *("revenue_per_exposure", "abs_lift", "abs_lift_ci", "rel_lift", "rel_lift_ci"),
-        *("p_value", "p_value_adjusted", "prob_beat_control"),
+    validate_report(data)
+    assert list(data) == [
+        *("experiment", "control", "primary_metric", "design", "horizon", "srm", "verdict"),
+        *("recommended", "notes", "variants"),
     ]
     control, discount, holdout = data["variants"]
     assert (control["variant"], control["exposures"], control["conversions"]) == (
@@ -125,13 +129,27 @@ def test_report_json_has_exactly_the_documented_keys(workspace: Path) -> None:
         171,
     )
     assert control["abs_lift"] is None
+    assert control["decision"] is None
     assert discount["abs_lift"] == pytest.approx(244 / 3577 - 171 / 3619)
     # confint_proportions_2indep(244, 3577, 171, 3619, method="newcomb", compare="diff")
-    assert discount["abs_lift_ci"] == pytest.approx([0.010201981441151326, 0.03181761827513033])
+    assert discount["newcombe_ci"] == pytest.approx([0.010201981441151326, 0.03181761827513033])
+    # The score interval that inverts the z-test (tests/score_reference.py)
+    assert discount["abs_lift_ci"] == pytest.approx(
+        [0.010227307568048927, 0.03184665804118747], rel=1e-6
+    )
     # proportions_ztest([244, 171], [3577, 3619])[1]
     assert discount["p_value"] == pytest.approx(0.0001367333247502693, rel=1e-9)
+    assert discount["test"] == "two-proportion z-test"
+    assert discount["decision"]["action"] == "ship"
+    assert discount["decision"]["basis"] == "always-valid p (mixture SPRT)"
+    assert discount["sequential"]["test"] == "mixture SPRT"
+    assert discount["revenue"]["test"] == "Welch's t-test"
     assert holdout["variant"] == "holdout"
-    assert data["srm_p_value"] == pytest.approx(0.8749302491044899)
+    assert holdout["role"] == "holdout"
+    assert data["srm"]["p_value"] == pytest.approx(0.8749302491044899)
+    assert data["srm"]["mismatch"] is False
+    assert data["horizon"]["planned_per_arm"] == 4283
+    assert data["recommended"] == "discount"
 
 
 def test_report_against_another_control(workspace: Path) -> None:
@@ -142,7 +160,8 @@ def test_report_against_another_control(workspace: Path) -> None:
     assert data["control"] == "discount"
     assert data["variants"][1]["variant"] == "control"
     assert data["variants"][1]["abs_lift"] == pytest.approx(171 / 3619 - 244 / 3577)
-    assert data["verdict"].startswith("Variant control lowers conversion by 2.1 points")
+    assert data["verdict"].startswith("control lowers conversion by 2.1 points")
+    assert data["variants"][1]["decision"]["action"] == "stop"
 
 
 def test_report_writes_a_self_contained_html_page(workspace: Path) -> None:
@@ -151,11 +170,12 @@ def test_report_writes_a_self_contained_html_page(workspace: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == f"Wrote {page}"
     html = page.read_text(encoding="utf-8")
+    # Rates and split drawn; the lift over time too (exposures span five days).
     assert html.count('src="data:image/png;base64,') == 3
     assert "http://" not in html
     assert "https://" not in html
     assert "Sample ratio check passed: p = 0.875" in html
-    assert "keep discount." in html
+    assert "ship it." in html
 
 
 def test_report_errors_are_one_line(workspace: Path) -> None:
@@ -177,13 +197,13 @@ def test_track_reports_imports_and_refused_rows(workspace: Path) -> None:
     result = invoke("track", "clicks", str(path), "-c", str(workspace))
     assert result.exit_code == 0, result.output
     assert result.output == (
-        f"Imported 1 clicks from {path}.\n"
-        "1 rows refused:\n"
+        f"Imported 1 click from {path}.\n"
+        "1 row refused:\n"
         "  line 3: bad_timestamp: 'soon' is not an ISO 8601 time\n"
     )
 
 
-def test_imported_exposures_are_reported_with_equal_shares(workspace: Path) -> None:
+def test_imported_exposures_without_a_design_are_not_judged(workspace: Path) -> None:
     path = workspace.parent / "exposures.jsonl"
     rows = [
         {"experiment": "ext", "variant": v, "customer_id": f"X{i}", "timestamp": "2026-11-02"}
@@ -199,8 +219,31 @@ def test_imported_exposures_are_reported_with_equal_shares(workspace: Path) -> N
     )
     report = invoke("report", "ext", "-c", str(workspace), "--control", "a")
     assert report.exit_code == 0, report.output
-    assert "Imported experiment: equal shares assumed for the sample ratio check." in report.output
-    assert report.output.splitlines()[-1].startswith("Verdict: Not yet: 20 of the 8,143 exposures")
+    lines = report.output.splitlines()
+    assert lines[1] == (
+        "Design not given: the arms' planned shares, the baseline rate, the minimum detectable "
+        "effect. Add them to [experiments.ext] in config.toml; until then nothing is judged "
+        "against an invented plan."
+    )
+    assert "Sample ratio check: not run (no planned shares)." in lines
+    assert lines[-1] == (
+        "Verdict: Not judged: the design does not give the arms' planned shares and the "
+        "baseline rate and the minimum detectable effect. Add them to [experiments.ext] in "
+        "config.toml (see docs/experiments.md)."
+    )
+    data = json.loads(
+        invoke("report", "ext", "-c", str(workspace), "--control", "a", "--format", "json").output
+    )
+    validate_report(data)
+    assert data["srm"] == {
+        "checked": False,
+        "test": None,
+        "p_value": None,
+        "mismatch": False,
+        "observed": {"a": 20, "b": 20},
+        "expected": {},
+    }
+    assert data["variants"][1]["decision"]["action"] == "inconclusive"
 
 
 def test_plan_prints_sample_sizes(workspace: Path) -> None:
@@ -274,7 +317,7 @@ def test_the_demo_shop_responds_and_the_report_finds_the_true_effect(tmp_path: P
     # The discount's true lift over this audience: about 2.6 points (the demo's response model).
     low, high = discount["abs_lift_ci"]
     assert low < 0.026 < high
-    assert report["verdict"].endswith("keep discount.")
+    assert report["recommended"] == "discount"
     again = invoke("experiment", "simulate", "winback", "-c", str(path))
     assert again.output == result.output  # replaced, not added
 
@@ -294,8 +337,59 @@ def test_a_report_before_any_exposure(tmp_path: Path) -> None:
     page = tmp_path / "empty.html"
     result = invoke("report", "winback", "-c", str(path), "--html", str(page))
     assert result.output == (
-        "Experiment winback: conversion, control control\n"
+        "Experiment winback: conversion rate, control arm 'control'\n"
         "Verdict: No exposures yet: nothing to judge.\n"
         f"Wrote {page}\n"
     )
     assert "No exposures yet" in page.read_text(encoding="utf-8")
+
+
+def test_an_imported_experiments_design_is_validated_with_lines(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        CONFIG + "\n[experiments.spring]\narms = { control = 0.5 }\nbaseline_rate = 2\n"
+        '\n[experiments.other]\narms = { a = 0.5, b = 0.5 }\nhorizon = "soon"\n',
+        encoding="utf-8",
+    )
+    lines = CONFIG.count("\n")
+    result = invoke("check", "-c", str(path))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}:{lines + 3}: experiments.spring.arms: needs at least two arms, such as "
+        "{ control = 0.5, b = 0.5 }\n"
+        f"{path}:{lines + 4}: experiments.spring.baseline_rate: must be less than 1, got 2\n"
+        f"{path}:{lines + 8}: experiments.other.horizon: must be a positive number of days or "
+        "hours such as '14d' or '48h', got 'soon'\n"
+    )
+
+
+def test_experiment_import_uses_the_design(workspace: Path) -> None:
+    design = (
+        "\n[experiments.spring]\narms = { control = 0.8, story = 0.2 }\nbaseline_rate = 0.05\n"
+        'minimum_detectable_effect = 0.02\ndecision = "fixed"\n'
+    )
+    workspace.write_text(workspace.read_text() + design, encoding="utf-8")
+    path = workspace.parent / "spring.csv"
+    rows = ["variant,customer_id,timestamp"]
+    rows += [f"control,S{i},2026-11-02" for i in range(80)]
+    rows += [f"story,S{i},2026-11-02" for i in range(80, 100)]
+    rows += ["discount,S100,2026-11-02"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = invoke("experiment", "import", "spring", str(path), "-c", str(workspace))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"Imported 100 exposures from {path}.\n"
+        "1 row refused:\n"
+        "  line 102: unknown_variant: 'discount' is not an arm of the design ('control', 'story')\n"
+    )
+    data = json.loads(invoke("report", "spring", "-c", str(workspace), "--format", "json").output)
+    validate_report(data)
+    # 80/20 as planned: scipy.stats.chisquare([80, 20], [80, 20]).pvalue = 1.0
+    assert data["srm"]["p_value"] == pytest.approx(1.0)
+    assert data["design"]["planned_shares"] == {"control": 0.8, "story": 0.2}
+    assert data["design"]["missing"] == []
+    taken = invoke("experiment", "import", "winback", str(path), "-c", str(workspace))
+    assert taken.output == (
+        "Error: experiment 'winback' belongs to a campaign in the config; its exposures are "
+        "recorded by 'campaign run', not imported\n"
+    )

@@ -41,7 +41,7 @@ CONTROL = Proportion(10_000, 500)
 VARIANT = Proportion(10_000, 580)
 
 
-def test_large_counts_use_the_z_test_with_newcombe_wald_and_delta_intervals() -> None:
+def test_large_counts_use_the_z_test_with_score_newcombe_and_wald_intervals() -> None:
     result = compare_proportions(CONTROL, VARIANT)
     assert result.status == OK
     assert result.test == Z_TEST
@@ -50,19 +50,23 @@ def test_large_counts_use_the_z_test_with_newcombe_wald_and_delta_intervals() ->
     assert result.statistic == approx(2.5028368525942595, rel=1e-12)
     assert result.p_value == approx(0.01232023220024796, rel=1e-10)
     # confint_proportions_2indep(580, 10000, 500, 10000, method="newcomb", compare="diff")
-    assert result.abs_lift_ci is not None
-    assert result.abs_lift_ci.low == approx(0.0017343251265856934, rel=1e-10)
-    assert result.abs_lift_ci.high == approx(0.014278224374776124, rel=1e-10)
+    assert result.newcombe_ci is not None
+    assert result.newcombe_ci.low == approx(0.0017343251265856934, rel=1e-10)
+    assert result.newcombe_ci.high == approx(0.014278224374776124, rel=1e-10)
     # confint_proportions_2indep(580, 10000, 500, 10000, method="wald", compare="diff")
     assert result.wald_ci is not None
     assert result.wald_ci.low == approx(0.0017362053185755255, rel=1e-10)
     assert result.wald_ci.high == approx(0.014263794681424476, rel=1e-10)
-    # statsmodels.stats._delta_method.NonlinearDeltaCov(lambda p: p[0] / p[1] - 1,
-    #     [0.058, 0.05], diag([.058 * .942 / 1e4, .05 * .95 / 1e4])).conf_int()
+    # The score interval that inverts the pooled z-test: tests/score_reference.py (scipy's
+    # restricted maximum likelihood) gives (0.0017378720795584934, 0.01428289759248899)
+    assert result.abs_lift_ci is not None
+    assert result.abs_lift_ci.low == approx(0.0017378720795584934, rel=1e-6)
+    assert result.abs_lift_ci.high == approx(0.01428289759248899, rel=1e-6)
+    # ... compare="ratio": (1.0326700906321593, 1.3030689239850104), minus 1
     assert result.rel_lift == approx(0.16)
     assert result.rel_lift_ci is not None
-    assert result.rel_lift_ci.low == approx(0.02503147, rel=1e-6)
-    assert result.rel_lift_ci.high == approx(0.29496853, rel=1e-6)
+    assert result.rel_lift_ci.low == approx(0.0326700906321593, rel=1e-9)
+    assert result.rel_lift_ci.high == approx(0.3030689239850104, rel=1e-9)
 
 
 def test_small_counts_switch_to_fishers_exact_test() -> None:
@@ -73,9 +77,13 @@ def test_small_counts_switch_to_fishers_exact_test() -> None:
     assert result.p_value == approx(0.08312339792177723, rel=1e-10)
     assert result.statistic == approx(4.290322580645161)
     # confint_proportions_2indep(7, 38, 2, 40, method="newcomb", compare="diff")
-    assert result.abs_lift_ci is not None
-    assert result.abs_lift_ci.low == approx(-0.013087160035676254, rel=1e-9)
-    assert result.abs_lift_ci.high == approx(0.2884906640803463, rel=1e-9)
+    assert result.newcombe_ci is not None
+    assert result.newcombe_ci.low == approx(-0.013087160035676254, rel=1e-9)
+    assert result.newcombe_ci.high == approx(0.2884906640803463, rel=1e-9)
+    # confint_proportions_2indep(7, 38, 2, 40, method="score", compare="ratio", correction=False)
+    assert result.rel_lift_ci is not None
+    assert result.rel_lift_ci.low == approx(0.9384652491199944 - 1, rel=1e-9)
+    assert result.rel_lift_ci.high == approx(15.029556113110692 - 1, rel=1e-9)
 
 
 def test_the_switch_is_at_an_expected_cell_of_five() -> None:

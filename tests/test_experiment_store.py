@@ -181,6 +181,8 @@ def test_import_conversions_reports_bad_rows_with_line_numbers(
         "C6,2026-11-03\n",
         encoding="utf-8",
     )
+    known = [("control", f"C{i}", T0) for i in range(1, 7)]
+    record_exposures(fresh_store, _exposures(known))
     result = import_events(fresh_store, path, "conversions")
     assert result.imported == 2
     assert [str(b) for b in result.bad] == [
@@ -212,6 +214,48 @@ def test_import_clicks_from_json_lines(fresh_store: Engine, tmp_path: Path) -> N
     ]
     data = aggregate(fresh_store, imported_spec("exp", ["control", "b"]))
     assert data.arms["control"].clicks == 1
+
+
+def test_events_of_unknown_and_unreachable_customers_are_refused(
+    fresh_store: Engine, tmp_path: Path
+) -> None:
+    # C1 got a message (control), H1 and H2 were held out and sent nothing; X9 is nobody.
+    record_exposures(
+        fresh_store,
+        _exposures([("control", "C1", T0), (HOLDOUT, "H1", T0), (HOLDOUT, "H2", T0)]),
+    )
+    rows = "customer_id,timestamp\nC1,2026-11-02\nX9,2026-11-02\nH1,2026-11-02\nH2,2026-11-03\n"
+    path = tmp_path / "events.csv"
+    path.write_text(rows, encoding="utf-8")
+    clicks = import_events(fresh_store, path, "clicks")
+    assert clicks.imported == 1
+    assert [str(b) for b in clicks.bad] == [
+        "line 3: unknown_customer: customer X9 is neither in the customer table nor exposed in "
+        "an experiment",
+        "line 4: held_out_customer: customer H1 is in a holdout and was sent no message, so the "
+        "click cannot be real",
+        "line 5: held_out_customer: customer H2 is in a holdout and was sent no message, so the "
+        "click cannot be real",
+    ]
+    unsubscribes = import_events(fresh_store, path, "unsubscribes")
+    assert unsubscribes.imported == 1
+    assert [b.reason for b in unsubscribes.bad] == [
+        "unknown_customer",
+        "held_out_customer",
+        "held_out_customer",
+    ]
+    # What a holdout measures: its conversions are kept.
+    conversions = import_events(fresh_store, path, "conversions")
+    assert conversions.imported == 3
+    assert [b.reason for b in conversions.bad] == ["unknown_customer"]
+    kinds = pd.read_sql_query(
+        "SELECT kind, COUNT(*) AS n FROM conversion GROUP BY kind", fresh_store
+    )
+    assert dict(zip(kinds["kind"], kinds["n"], strict=True)) == {
+        "click": 1,
+        "conversion": 3,
+        "unsubscribe": 1,
+    }
 
 
 def test_import_exposures_refuses_a_second_arm_and_counts_repeats(
@@ -317,9 +361,11 @@ def test_the_demo_shops_true_effect_is_recovered(
         assert primary is not None
         assert primary.abs_lift_ci is not None
         assert primary.abs_lift_ci.contains(truth), (arm, truth, primary.abs_lift_ci)
-    # The discount's true lift is about 2.6 points: found, and kept.
-    assert analysis.verdict.startswith("Variant discount raises conversion by ")
-    assert analysis.verdict.endswith(": keep discount.")
+    # The discount's true lift is about 2.6 points: found (by the always-valid test), shipped.
+    assert analysis.verdict.startswith("discount raises conversion by ")
+    assert "discount raises conversion by" in analysis.verdict
+    assert ": ship it." in analysis.verdict
+    assert analysis.recommended == "discount"
     assert analysis.arm("discount").prob_beat_control == pytest.approx(1.0, abs=1e-6)
 
 

@@ -249,8 +249,11 @@ def test_propensity_becomes_a_customer_column_for_conditions(tmp_path: Path) -> 
     experiment = simulate_experiment(demo, table, "discount", seed=2)
     sent = experiment[experiment["treated"] == 1].drop(columns=["treated", "true_uplift"])
     model = train_propensity(sent, "converted", folds=3)
+    # 1,500 messaged customers, 127 responders: CV AUC 0.539 [0.480, 0.592] does not beat
+    # chance, so it is stored as rejected; accepted here, runs score with it.
+    assert model.report["rejected"]
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    save_model(engine, "propensity", model, model.report, {}, END)
+    save_model(engine, "propensity", model, model.report, {"accepted": True}, END)
 
     scored = with_scores(engine, table)
     engine.dispose()
@@ -262,6 +265,31 @@ def test_propensity_becomes_a_customer_column_for_conditions(tmp_path: Path) -> 
     truth = response_probability(scored, "discount")
     assert 0 < likely.sum() < len(scored)
     assert truth[likely].mean() > truth[~likely].mean() + 0.02
+
+
+def test_a_model_no_better_than_chance_is_rejected_and_not_scored(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    noise = pd.DataFrame(
+        {
+            "a": rng.normal(size=1500),
+            "b": rng.normal(size=1500),
+            "responded": (rng.random(1500) < 0.15).astype(int),
+        }
+    )
+    model = train_propensity(noise, "responded", folds=3)
+    chance = model.report["chance"]
+    assert chance["metric"] == "cross-validated ROC AUC"
+    assert chance["ci"][0] <= 0.5
+    assert model.report["rejected"] is True
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    customers = noise.drop(columns=["responded"])
+    save_model(engine, "propensity", model, model.report, {"accepted": False}, END)
+    # Not used: the score column exists (conditions stay valid) but scores no one.
+    assert with_scores(engine, customers)["propensity"].isna().all()
+    # Accepted explicitly (a newer version), it scores.
+    save_model(engine, "propensity", model, model.report, {"accepted": True}, END)
+    assert with_scores(engine, customers)["propensity"].between(0, 1).all()
+    engine.dispose()
 
 
 # --------------------------------------------------------------------------------------- uplift

@@ -80,7 +80,11 @@ def test_train_uplift_on_a_simulated_experiment_and_report_it(tmp_path: Path) ->
     assert any(
         line.startswith("Incremental conversions per 1,000 messages (top 30%") for line in lines
     )
-    assert lines[-1].startswith("Mean predicted uplift by latent group: bargain_hunters ")
+    assert lines[-2].startswith("Mean predicted uplift by latent group: bargain_hunters ")
+    # 4,000 simulated customers are too few for this model to beat random targeting.
+    assert lines[-1].startswith(
+        "No better than chance: held-out Qini coefficient -0.001, 95% interval [-0.006, 0.004]"
+    )
 
     page = tmp_path / "uplift.html"
     report = invoke("model", "report", "uplift", "-c", str(config), "--html", str(page))
@@ -148,6 +152,39 @@ def test_models_learn_from_an_imported_experiment(tmp_path: Path) -> None:
     assert "on experiment 'outside' (1,200 customers, 600 treated;" in uplift.output
     assert propensity.exit_code == 0, propensity.output
     assert "on exposures and conversions in the store (600 customers" in propensity.output
+    # The "mail" arm was sent nothing: no uplift to find, and the model says so.
+    assert uplift.output.splitlines()[-1] == (
+        "No better than chance: held-out Qini coefficient 0.001, 95% interval [-0.011, 0.013] "
+        "(percentile bootstrap of 1,000 resamples), not above 0. Stored as rejected: runs do not "
+        "target with it (they use the newest model that beats chance, if any). Train with more "
+        "data, or give --accept to use v1 anyway."
+    )
+    assert propensity.output.splitlines()[-1].startswith(
+        "Beats chance: cross-validated ROC AUC 0.7"
+    )
+    # A campaign targeting by the rejected uplift model is flagged by check.
+    text = config.read_text()
+    config.write_text(
+        text.replace(
+            "[campaigns.winback]\n",
+            '[campaigns.winback]\ntarget = { by = "uplift", top = 50 }\n',
+            1,
+        )
+    )
+    check = invoke("check", "-c", str(config))
+    assert check.exit_code == 0, check.output
+    assert (
+        "campaigns.winback.target: uses 'uplift', but the newest uplift model (v1) is no better "
+        "than chance and was rejected; runs score no one by uplift, so this campaign selects no "
+        "one by it. Retrain it, or accept it with 'campaign model train uplift --accept'"
+    ) in " ".join(check.output.split())  # the console wraps long warnings
+    accepted = invoke(
+        "model", "train", "uplift", "-c", str(config), "--experiment", "outside", "--accept"
+    )
+    assert accepted.output.splitlines()[-1].endswith(
+        "Stored as rejected, but accepted with --accept: runs target with it."
+    )
+    assert "no better than chance and was rejected" not in invoke("check", "-c", str(config)).output
 
 
 def test_recommendations_option_is_validated_with_lines(demo_workspace: Path) -> None:

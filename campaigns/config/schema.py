@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from campaigns.conditions import Condition, ConditionError
+from campaigns.config.experiments import DecisionConfig, ImportedExperimentConfig
 from campaigns.config.rules import Cap, QuietHours, Trigger, parse_duration
 from campaigns.errors import ConfigError
 
@@ -325,8 +326,9 @@ class VariantConfig(_Model):
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
-class ExperimentConfig(_Model):
-    """An A/B (or A/B/n) test of a campaign's message, registered before it starts."""
+class ExperimentConfig(DecisionConfig):
+    """An A/B (or A/B/n) test of a campaign's message, registered before it starts (with the
+    decision rules of :class:`~campaigns.config.experiments.DecisionConfig`)."""
 
     #: The experiment's name in the store and in reports; by default the campaign's name.
     name: str | None = None
@@ -483,6 +485,8 @@ class Config(_Model):
     templates: Path = Path("templates")
     channels: dict[str, Channel] = Field(min_length=1)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
+    #: Designs of experiments run elsewhere and imported (``campaign experiment import``).
+    experiments: dict[str, ImportedExperimentConfig] = Field(default_factory=dict)
     #: The folder of the config file: relative paths are resolved against it (set by the loader).
     root: Path = Path()
 

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from campaigns.experiments.cuped import CovariateMoments
-from campaigns.experiments.exposures import time_value
+from campaigns.experiments.exposures import DeliveryCounts, time_value
+from campaigns.experiments.ratio import RatioMoments
 from campaigns.experiments.spec import ExperimentSpec
 from campaigns.experiments.stats import Moments, Proportion
 
@@ -39,6 +40,14 @@ class ArmData:
     #: Conversion (0/1) and revenue against pre-period spend, for CUPED; None without a covariate.
     cuped_conversion: CovariateMoments | None = None
     cuped_revenue: CovariateMoments | None = None
+    #: Units that clicked and converted (for orders per clicker).
+    clicked_conversions: int = 0
+
+    @property
+    def orders_per_clicker(self) -> RatioMoments:
+        """Conversions of clicking units over clicking units, per unit (0/1 each)."""
+        both, clicks = float(self.clicked_conversions), float(self.clicks)
+        return RatioMoments(self.exposures, both, clicks, both, clicks, both)
 
     def metric(self, name: str) -> Proportion:
         """The arm's proportion for ``conversion`` or ``ctr``."""
@@ -65,6 +74,10 @@ class ExperimentData:
     experiment: str
     arms: dict[str, ArmData]
     daily: tuple[DailyCounts, ...] = field(default_factory=tuple)
+    #: Guardrail metric -> arm -> units with such an event (see :mod:`.guardrails`).
+    guardrails: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Arm -> what happened to its messages; None when no campaign sends the experiment.
+    delivery: dict[str, DeliveryCounts] | None = None
 
 
 def _dialect(engine: Engine) -> dict[str, str]:
@@ -81,6 +94,14 @@ def _dialect(engine: Engine) -> dict[str, str]:
         # SQLite would take the unique index and then read each row from the table.
         "lookup": "INDEXED BY ix_exposure_lookup",
     }
+
+
+def window_end(engine: Engine) -> str:
+    """SQL: the event ``ev`` (its time in ``converted_at``) is before exposure ``e``'s window
+    ends (``:window`` seconds after exposure)."""
+    if engine.dialect.name == "postgresql":
+        return "ev.converted_at < e.exposed_at + make_interval(secs => :window)"
+    return "julianday(ev.converted_at) < julianday(e.exposed_at) + :window / 86400.0"
 
 
 def _events(source: str) -> str:
@@ -162,7 +183,9 @@ def aggregate(engine: Engine, spec: ExperimentSpec) -> ExperimentData:
                     "SELECT 'conv', variant, day, COUNT(*), SUM(v), SUM(v * v), SUM(x), "
                     "SUM(x * v) FROM exp_conv GROUP BY variant, day UNION ALL "
                     "SELECT 'click', variant, day, COUNT(*), 0, 0, 0, 0 FROM exp_click "
-                    "GROUP BY variant, day"
+                    "GROUP BY variant, day UNION ALL "
+                    "SELECT 'both', c.variant, c.day, COUNT(*), 0, 0, 0, 0 FROM exp_conv c "
+                    "JOIN exp_click k ON k.id = c.id GROUP BY c.variant, c.day"
                 )
             ).all()
         finally:
@@ -172,8 +195,8 @@ def aggregate(engine: Engine, spec: ExperimentSpec) -> ExperimentData:
 
 
 # Per (day, arm): exposures, clicks, conversions, revenue, revenue^2, covariate, covariate^2,
-# covariate x converted, covariate x revenue.
-_FIELDS = 9
+# covariate x converted, covariate x revenue, clicked and converted.
+_FIELDS = 10
 
 
 def _assemble(spec: ExperimentSpec, counts: Any, by_day: Any) -> ExperimentData:
@@ -188,6 +211,8 @@ def _assemble(spec: ExperimentSpec, counts: Any, by_day: Any) -> ExperimentData:
         row = daily.setdefault((str(day), variant), [0.0] * _FIELDS)
         if kind == "click":
             row[1] += int(n)
+        elif kind == "both":
+            row[9] += int(n)
         else:
             row[2] += int(n)
             row[3] += float(total or 0)
@@ -207,7 +232,7 @@ def _assemble(spec: ExperimentSpec, counts: Any, by_day: Any) -> ExperimentData:
         )
     arms = {}
     cuped = spec.covariate_days > 0
-    for variant, (n, clicks, k, total, total_sq, x, xx, xk, xv) in running.items():
+    for variant, (n, clicks, k, total, total_sq, x, xx, xk, xv, both) in running.items():
         units = int(n)
         arms[variant] = ArmData(
             variant=variant,
@@ -217,5 +242,6 @@ def _assemble(spec: ExperimentSpec, counts: Any, by_day: Any) -> ExperimentData:
             revenue=Moments(units, total, total_sq),
             cuped_conversion=CovariateMoments(units, k, k, x, xx, xk) if cuped else None,
             cuped_revenue=CovariateMoments(units, total, total_sq, x, xx, xv) if cuped else None,
+            clicked_conversions=int(both),
         )
     return ExperimentData(spec.name, arms, tuple(series))

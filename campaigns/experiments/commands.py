@@ -3,7 +3,7 @@ thing and returns plain results."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from campaigns.config.schema import Config
@@ -11,7 +11,7 @@ from campaigns.experiments.analysis import ExperimentAnalysis
 from campaigns.experiments.exposures import promote, promoted_variant
 from campaigns.experiments.plan import ExperimentPlan, plan_experiment
 from campaigns.experiments.report import build_report, find_spec
-from campaigns.experiments.spec import HOLDOUT, UnknownVariant
+from campaigns.experiments.spec import HOLDOUT, UnknownExperiment, UnknownVariant, experiments_in
 from campaigns.experiments.tracking import ImportResult, Kind, import_events
 from store.engine import opened_store
 
@@ -20,14 +20,29 @@ def experiment_report(
     config: Config, experiment: str, control: str | None = None
 ) -> ExperimentAnalysis:
     """The report of ``experiment`` (configured, or imported with ``campaign track``)."""
+    today = datetime.now(UTC).date()
     with opened_store(config.store.url, config.root) as engine:
-        return build_report(engine, config, experiment, control)
+        return build_report(engine, config, experiment, control, today)
 
 
 def track(config: Config, kind: Kind, path: Path) -> ImportResult:
     """Import a file of clicks, conversions or exposures into the workspace's store."""
     with opened_store(config.store.url, config.root) as engine:
         return import_events(engine, path, kind)
+
+
+def import_experiment(config: Config, experiment: str, path: Path) -> ImportResult:
+    """Import the exposures of ``experiment`` (run elsewhere) from ``path``; with an
+    ``[experiments.NAME]`` design, rows in arms it does not list are refused."""
+    design = config.experiments.get(experiment)
+    if experiment in experiments_in(config):
+        raise UnknownExperiment(
+            f"experiment {experiment!r} belongs to a campaign in the config; its exposures are "
+            "recorded by 'campaign run', not imported"
+        )
+    arms = list(design.arms) if design is not None and design.arms is not None else None
+    with opened_store(config.store.url, config.root) as engine:
+        return import_events(engine, path, "exposures", experiment, arms)
 
 
 def plan(

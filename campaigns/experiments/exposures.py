@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -134,3 +135,43 @@ def stored_experiments(engine: Engine) -> dict[str, list[str]]:
     for experiment, variant in rows:
         found.setdefault(experiment, []).append(variant)
     return found
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """Units of one arm by what happened to their messages.
+
+    ``assigned`` is every exposure (intent to treat: the decision's denominator); of these,
+    ``delivered`` had a message marked sent, ``failed`` only failed or bounced messages, and
+    ``pending`` messages still queued (such as deferred by quiet hours) or none at all (the
+    holdout is sent nothing).
+    """
+
+    assigned: int
+    delivered: int
+    failed: int
+
+    @property
+    def pending(self) -> int:
+        return self.assigned - self.delivered - self.failed
+
+
+def delivery_counts(engine: Engine, experiment: str, campaign: str) -> dict[str, DeliveryCounts]:
+    """Per arm, the exposures of ``experiment`` by the outbox status of ``campaign``'s messages
+    to the same customer, queued at or after the exposure."""
+    sql = (
+        "SELECT variant, COUNT(*), SUM(CASE WHEN sent > 0 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN sent = 0 AND failed > 0 THEN 1 ELSE 0 END) FROM ("
+        "SELECT e.id, e.variant, "
+        "SUM(CASE WHEN m.status = 'sent' THEN 1 ELSE 0 END) AS sent, "
+        "SUM(CASE WHEN m.status IN ('failed', 'bounced') THEN 1 ELSE 0 END) AS failed "
+        "FROM exposure e LEFT JOIN message m ON m.campaign = :c AND m.customer_id = e.customer_id "
+        "AND m.created_at >= e.exposed_at WHERE e.experiment = :e GROUP BY e.id, e.variant"
+        ") per_unit GROUP BY variant"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(text(sql), {"e": experiment, "c": campaign}).all()
+    return {
+        str(variant): DeliveryCounts(int(n), int(sent or 0), int(failed or 0))
+        for variant, n, sent, failed in rows
+    }

@@ -5,8 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from campaigns.errors import CampaignError
 from campaigns.experiments.power import DetectableEffect, SampleSize, detectable_effect, sample_size
 from campaigns.experiments.spec import ExperimentSpec
+
+
+class DesignMissing(CampaignError):
+    """A plan needs a figure the experiment's design does not give."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,16 @@ def plan_experiment(
     registered baseline rate), and the detectable effect for an ``audience`` of that many units."""
     baseline = spec.baseline_rate if baseline is None else baseline
     effect = spec.minimum_detectable_effect if effect is None else effect
+    if baseline is None or effect is None:
+        option, what = (
+            ("--baseline", "baseline rate")
+            if baseline is None
+            else ("--effect", "minimum detectable effect")
+        )
+        raise DesignMissing(
+            f"experiment {spec.name!r} has no {what} in its design; give {option} or add it to "
+            f"[experiments.{spec.name}] in config.toml"
+        )
     control = spec.shares[spec.control]
     needed, detectable = {}, {}
     for variant in spec.variants:

@@ -79,3 +79,44 @@ def detectable_effect(
     if angle >= math.pi / 2:
         return DetectableEffect(status=NOT_DETECTABLE)
     return DetectableEffect(OK, math.sin(angle) ** 2 - baseline)
+
+
+def sequential_power(
+    baseline: float, effect: float, n: float, alpha: float = 0.05, tau: float | None = None
+) -> float:
+    """The probability that the always-valid (mixture SPRT) test has rejected, in the right
+    direction, at a look with ``n`` units per arm, when the true lift is ``effect``.
+
+    Only that look's crossing counts (earlier crossings add to it), so it is a lower bound on the
+    power of looking at every step up to ``n``; ``tau`` defaults to ``effect``.
+    """
+    tau = effect if tau is None else tau
+    target = baseline + effect
+    variance = (baseline * (1 - baseline) + target * (1 - target)) / n
+    tau2 = tau * tau
+    total = variance + tau2
+    boundary = math.sqrt(
+        variance * total / tau2 * (math.log(total / variance) - 2 * math.log(alpha))
+    )
+    return float(sps.norm.cdf((abs(effect) - boundary) / math.sqrt(variance)))
+
+
+def sequential_sample_size(
+    baseline: float, effect: float, alpha: float = 0.05, power: float = 0.8
+) -> SampleSize:
+    """Units per arm for the always-valid test to reach ``power`` (equal arms): the horizon of a
+    sequential design. Larger than :func:`sample_size`, the price of looking at any time."""
+    fixed = sample_size(baseline, effect, alpha, power)
+    if fixed.control is None:
+        return fixed
+    low, high = float(fixed.control), float(fixed.control)
+    while sequential_power(baseline, effect, high, alpha) < power:
+        low, high = high, 2 * high
+    while high - low > 0.5:
+        middle = (low + high) / 2
+        if sequential_power(baseline, effect, middle, alpha) < power:
+            low = middle
+        else:
+            high = middle
+    n = math.ceil(high - 1e-9)
+    return SampleSize(OK, n, n)

@@ -5,8 +5,9 @@ returns a frozen result. Degenerate input (an empty arm, zero variance) gives a 
 ``status`` is one of the named constants below and whose undefined figures are ``None``; nothing
 raises and nothing leaks NaN.
 
-Conventions: ``control`` is group 2 and ``variant`` group 1, so a lift is ``variant - control``;
-``alpha`` is two-sided (0.05 gives 95% intervals).
+Conventions: ``control`` is group 2 and ``variant`` group 1, so a lift is ``variant - control``.
+``alternative`` is :data:`TWO_SIDED` (``alpha`` 0.05 gives 95% intervals) or :data:`GREATER`
+(one-sided: "the variant is better"; intervals are one-sided, their upper end infinite).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scipy import stats as sps
+
+from campaigns.experiments.score import score_interval_diff, score_interval_ratio
 
 #: The figures are defined.
 OK = "ok"
@@ -36,6 +39,12 @@ SRM_ALPHA = 0.001
 
 Z_TEST = "two-proportion z-test"
 FISHER = "Fisher's exact test"
+
+#: Two-sided tests and intervals (the default).
+TWO_SIDED = "two-sided"
+#: One-sided: the alternative is "the variant's rate (or mean) is higher than control's".
+GREATER = "greater"
+ALTERNATIVES = (TWO_SIDED, GREATER)
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,12 @@ class Interval:
 class ProportionComparison:
     """A variant's rate against control's.
 
-    ``abs_lift_ci`` is Newcombe's hybrid score interval (method 10 of Newcombe 1998), which keeps
-    its coverage with small counts and rates near 0; ``wald_ci`` is the textbook interval, shown
-    alongside. ``rel_lift_ci`` is the delta-method interval for ``variant / control - 1``.
-    ``test`` names the test behind ``p_value`` (:data:`Z_TEST` or :data:`FISHER`).
+    ``abs_lift_ci`` and ``rel_lift_ci`` are the score intervals of the difference and of the
+    risk ratio (minus 1) that invert the pooled z-test (:mod:`.score`): each excludes "no change"
+    exactly when the z-test's p is below alpha, and the relative one never goes below -100%.
+    ``newcombe_ci`` (Newcombe's hybrid score interval, method 10 of Newcombe 1998) and
+    ``wald_ci`` (the textbook interval) are shown alongside. ``test`` names the test behind
+    ``p_value`` (:data:`Z_TEST` or :data:`FISHER`); ``alternative`` its sidedness.
     """
 
     status: str
@@ -98,6 +109,8 @@ class ProportionComparison:
     p_value: float | None = None
     test: str | None = None
     statistic: float | None = None
+    newcombe_ci: Interval | None = None
+    alternative: str = TWO_SIDED
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,29 @@ def _z(alpha: float) -> float:
     return float(sps.norm.isf(alpha / 2))
 
 
+def _tail_quantiles(alpha: float, alternative: str) -> tuple[float, float]:
+    """The normal quantiles bounding an interval below and above (``inf``: unbounded)."""
+    if alternative == GREATER:
+        return float(sps.norm.isf(alpha)), math.inf
+    z = _z(alpha)
+    return z, z
+
+
+def score_intervals(
+    control: Proportion, variant: Proportion, alpha: float, alternative: str = TWO_SIDED
+) -> tuple[Interval, Interval | None]:
+    """The absolute and relative lift intervals that invert the pooled z-test at ``alpha``
+    (both arms need units; the relative one is None when control has no successes)."""
+    x1, n1, x2, n2 = variant.successes, variant.n, control.successes, control.n
+    z_low, z_high = _tail_quantiles(alpha, alternative)
+    low, high = score_interval_diff(x1, n1, x2, n2, z_low, z_high)
+    absolute = Interval(low, math.inf if math.isinf(z_high) else high)
+    if x2 == 0:
+        return absolute, None
+    r_low, r_high = score_interval_ratio(x1, n1, x2, n2, z_low, z_high)
+    return absolute, Interval(r_low - 1, r_high - 1)
+
+
 def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> Interval:
     """Wilson's score interval for one proportion (no continuity correction); n must be > 0."""
     z = _z(alpha)
@@ -153,7 +189,7 @@ def expected_cells(control: Proportion, variant: Proportion) -> tuple[float, ...
 
 
 def compare_proportions(
-    control: Proportion, variant: Proportion, alpha: float = 0.05
+    control: Proportion, variant: Proportion, alpha: float = 0.05, alternative: str = TWO_SIDED
 ) -> ProportionComparison:
     """Absolute and relative lift of ``variant`` over ``control`` with intervals and a p-value.
 
@@ -180,39 +216,46 @@ def compare_proportions(
             [variant.successes, variant.n - variant.successes],
             [control.successes, control.n - control.successes],
         ]
-        odds, p_value = sps.fisher_exact(table, alternative="two-sided")
+        odds, p_value = sps.fisher_exact(table, alternative=alternative)
         test, statistic = FISHER, float(odds) if math.isfinite(odds) else None
     else:
         pooled = (variant.successes + control.successes) / (variant.n + control.n)
         se = math.sqrt(pooled * (1 - pooled) * (1 / variant.n + 1 / control.n))
         # Large tables with a pooled rate of 0 or 1 have expected cells of 0 and went to Fisher.
         statistic = diff / se
-        p_value = 2 * float(sps.norm.sf(abs(statistic)))
+        p_value = (
+            float(sps.norm.sf(statistic))
+            if alternative == GREATER
+            else 2 * float(sps.norm.sf(abs(statistic)))
+        )
         test = Z_TEST
 
-    status, rel, rel_ci = OK, None, None
+    absolute, relative = score_intervals(control, variant, alpha, alternative)
+    status, rel = OK, None
     if p2 == 0:
         status = ZERO_CONTROL
     else:
         rel = p1 / p2 - 1
-        # Delta method for p1/p2: d/dp1 = 1/p2, d/dp2 = -p1/p2^2, the arms independent.
-        rel_half = z * math.sqrt(var1 / p2**2 + p1**2 * var2 / p2**4)
-        rel_ci = Interval(rel - rel_half, rel + rel_half)
     return ProportionComparison(
         status=status,
         abs_lift=diff,
-        abs_lift_ci=newcombe,
+        abs_lift_ci=absolute,
         wald_ci=wald,
         rel_lift=rel,
-        rel_lift_ci=rel_ci,
+        rel_lift_ci=relative,
         p_value=min(float(p_value), 1.0),
         test=test,
         statistic=statistic,
+        newcombe_ci=newcombe,
+        alternative=alternative,
     )
 
 
-def welch_test(control: Moments, variant: Moments, alpha: float = 0.05) -> MeanComparison:
-    """Welch's t-test and interval for ``variant.mean - control.mean`` (revenue per exposure)."""
+def welch_test(
+    control: Moments, variant: Moments, alpha: float = 0.05, alternative: str = TWO_SIDED
+) -> MeanComparison:
+    """Welch's t-test and interval for ``variant.mean - control.mean`` (revenue per exposure);
+    the interval is two-sided, the p-value as ``alternative`` says."""
     if control.variance is None or variant.variance is None:
         return MeanComparison(status=NO_DATA)
     assert control.mean is not None
@@ -231,7 +274,9 @@ def welch_test(control: Moments, variant: Moments, alpha: float = 0.05) -> MeanC
         diff=diff,
         ci=Interval(diff - half, diff + half),
         rel_lift=rel,
-        p_value=2 * float(sps.t.sf(abs(t), df)),
+        p_value=(
+            float(sps.t.sf(t, df)) if alternative == GREATER else 2 * float(sps.t.sf(abs(t), df))
+        ),
         statistic=t,
         df=df,
     )

@@ -1,37 +1,60 @@
-"""``campaign track``: import clicks, conversions and exposures from CSV or JSON Lines files.
+"""``campaign track``: import clicks, conversions, guardrail events (unsubscribes, complaints) and
+exposures from CSV or JSON Lines files.
 
 Every row that cannot be used is reported with its line number and a reason; nothing is dropped
-silently. Timestamps are ISO 8601; one without an offset is UTC.
+silently. Timestamps are ISO 8601; one without an offset is UTC. An event must belong to a known
+customer (in the customer table, or exposed in an experiment); a click, unsubscribe or complaint
+of a held-out customer who was sent no message at all is refused, since they could not have seen
+one (their conversions are kept: that is what a holdout measures).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, text
 
 from campaigns.errors import DataError
 from campaigns.experiments.exposures import existing_arms, record_exposures
 from store.bulk import insert_frame
 
-Kind = Literal["clicks", "conversions", "exposures"]
+Kind = Literal["clicks", "conversions", "unsubscribes", "complaints", "exposures"]
+KINDS: tuple[str, ...] = ("clicks", "conversions", "unsubscribes", "complaints", "exposures")
 
+#: The ``conversion.kind`` each kind of event file is stored as.
+EVENT_KIND = {
+    "clicks": "click",
+    "conversions": "conversion",
+    "unsubscribes": "unsubscribe",
+    "complaints": "complaint",
+}
+#: Events that need a message to have been seen (refused for held-out customers sent nothing).
+_NEED_A_MESSAGE = ("clicks", "unsubscribes", "complaints")
+
+_EVENT = ("customer_id", "timestamp")
 _REQUIRED: dict[str, tuple[str, ...]] = {
-    "clicks": ("customer_id", "timestamp"),
-    "conversions": ("customer_id", "timestamp"),
+    "clicks": _EVENT,
+    "conversions": _EVENT,
+    "unsubscribes": _EVENT,
+    "complaints": _EVENT,
     "exposures": ("experiment", "variant", "customer_id", "timestamp"),
 }
 _OPTIONAL: dict[str, tuple[str, ...]] = {
     "clicks": ("message_id",),
     "conversions": ("value", "message_id"),
+    "unsubscribes": ("message_id",),
+    "complaints": ("message_id",),
     "exposures": ("message_id",),
 }
+#: Customer ids per ``IN (...)`` lookup.
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -177,16 +200,102 @@ def _conflicts(engine: Engine, rows: pd.DataFrame) -> pd.Series:
     return detail
 
 
-def import_events(engine: Engine, path: Path, kind: Kind) -> ImportResult:
+def _existing(engine: Engine, sql: str, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that ``sql`` (with ``IN :ids``) returns, in chunks."""
+    found: set[str] = set()
+    query = text(sql).bindparams(bindparam("ids", expanding=True))
+    with engine.connect() as connection:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            found.update(str(row[0]) for row in connection.execute(query, {"ids": chunk}))
+    return found
+
+
+def _customer_checks(engine: Engine, kind: str, rows: pd.DataFrame) -> pd.Series:
+    """The reason and detail to refuse each event row for, or "" (unknown or held out)."""
+    ids = sorted(set(rows["customer_id"]))
+    known = _existing(
+        engine, "SELECT customer_id FROM customer WHERE customer_id IN :ids", ids
+    ) | _existing(
+        engine, "SELECT DISTINCT customer_id FROM exposure WHERE customer_id IN :ids", ids
+    )
+    reason = pd.Series("", index=rows.index)
+    unknown = ~rows["customer_id"].isin(known)
+    reason[unknown] = (
+        "unknown_customer\x1fcustomer "
+        + rows.loc[unknown, "customer_id"]
+        + " is neither in the customer table nor exposed in an experiment"
+    )
+    if kind in _NEED_A_MESSAGE:
+        held = _existing(
+            engine,
+            "SELECT DISTINCT customer_id FROM exposure WHERE variant = 'holdout' "
+            "AND customer_id IN :ids",
+            ids,
+        )
+        messaged = _existing(
+            engine, "SELECT DISTINCT customer_id FROM message WHERE customer_id IN :ids", ids
+        )
+        unseen = rows["customer_id"].isin(held - messaged) & ~unknown
+        reason[unseen] = (
+            "held_out_customer\x1fcustomer "
+            + rows.loc[unseen, "customer_id"]
+            + f" is in a holdout and was sent no message, so the {kind[:-1]} cannot be real"
+        )
+    return reason
+
+
+def _experiment_rows(
+    rows: pd.DataFrame, experiment: str, arms: Sequence[str] | None
+) -> tuple[pd.DataFrame, list[BadRow]]:
+    """Exposure rows of one named experiment: the ``experiment`` column may be left out, and a
+    variant outside the design's ``arms`` is refused."""
+    bad: list[BadRow] = []
+    named = _text(rows["experiment"])
+    other = (named != "") & (named != experiment)
+    bad.extend(
+        BadRow(int(line), "other_experiment", f"{name!r} is not {experiment!r}")
+        for line, name in zip(rows.loc[other, "line"], named[other], strict=True)
+    )
+    rows = rows.loc[~other].assign(experiment=experiment)
+    if arms is not None:
+        variants = _text(rows["variant"])
+        unknown = (variants != "") & ~variants.isin(list(arms))
+        listed = ", ".join(repr(a) for a in arms)
+        bad.extend(
+            BadRow(int(line), "unknown_variant", f"{v!r} is not an arm of the design ({listed})")
+            for line, v in zip(rows.loc[unknown, "line"], variants[unknown], strict=True)
+        )
+        rows = rows.loc[~unknown]
+    return rows, bad
+
+
+def import_events(
+    engine: Engine,
+    path: Path,
+    kind: Kind,
+    experiment: str | None = None,
+    arms: Sequence[str] | None = None,
+) -> ImportResult:
     """Import a file of ``kind`` events into the store; return counts and the refused rows.
 
-    Clicks and conversions: ``customer_id``, ``timestamp``, optional ``value`` (conversions) and
-    ``message_id``. Exposures: ``experiment``, ``variant``, ``customer_id``, ``timestamp`` and
+    Clicks, conversions, unsubscribes and complaints: ``customer_id``, ``timestamp``, optional
+    ``value`` (conversions) and ``message_id``; rows of unknown customers, and clicks,
+    unsubscribes and complaints of held-out customers sent no message, are refused.
+    Exposures: ``experiment``, ``variant``, ``customer_id``, ``timestamp`` and
     optional ``message_id``; a customer's first exposure in an experiment counts, repeats are
-    counted and skipped, and a row putting a customer in a second arm is refused.
+    counted and skipped, and a row putting a customer in a second arm is refused. With
+    ``experiment`` (``campaign experiment import``) the rows are that experiment's: the
+    ``experiment`` column is optional, and a variant outside ``arms`` is refused.
     """
     columns = (*_REQUIRED[kind], *_OPTIONAL[kind])
-    rows, bad = _read_rows(path, _REQUIRED[kind], columns)
+    required = _REQUIRED[kind]
+    if experiment is not None:
+        required = tuple(c for c in required if c != "experiment")
+    rows, bad = _read_rows(path, required, columns)
+    if experiment is not None:
+        rows, other = _experiment_rows(rows, experiment, arms)
+        bad.extend(other)
     rows, invalid = _validate(kind, rows)
     bad.extend(invalid)
     repeats = 0
@@ -202,6 +311,12 @@ def import_events(engine: Engine, path: Path, kind: Kind) -> ImportResult:
         imported = record_exposures(engine, frame)
         repeats = len(frame) - imported
     else:
+        refused = _customer_checks(engine, kind, rows)
+        out = refused != ""
+        for line, detail in zip(rows.loc[out, "line"], refused[out], strict=True):
+            reason, text_ = detail.split("\x1f", 1)
+            bad.append(BadRow(int(line), reason, text_))
+        rows = rows.loc[~out]
         frame = pd.DataFrame(
             {
                 "customer_id": rows["customer_id"],
@@ -209,7 +324,7 @@ def import_events(engine: Engine, path: Path, kind: Kind) -> ImportResult:
                 "converted_at": rows["timestamp"],
                 "value": rows.get("value", 0.0),
                 "source": "tracking",
-                "kind": "click" if kind == "clicks" else "conversion",
+                "kind": EVENT_KIND[kind],
             }
         )
         imported = insert_frame(engine, "conversion", frame)

@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from campaigns.config.schema import Config
+from campaigns.personalization.chance import is_rejected
 from campaigns.personalization.errors import PersonalizationError
 from campaigns.personalization.evaluate import Evaluation, evaluate_recommenders
 from campaigns.personalization.models_store import StoredModel, require_model, save_model
@@ -64,6 +65,8 @@ class Trained:
     kind: str
     version: int
     report: dict[str, Any]
+    #: Did not beat chance and was not accepted: runs do not target with it.
+    rejected: bool = False
 
 
 def train_propensity_model(
@@ -74,8 +77,10 @@ def train_propensity_model(
     separator: str | None = None,
     window_days: float = 14.0,
     seed: int = 0,
+    accept: bool = False,
 ) -> Trained:
-    """Train and store a propensity model.
+    """Train and store a propensity model (``accept``: let runs use it even if it does not beat
+    chance).
 
     From ``table`` (a file with one row per customer and a 0/1 ``target`` column), from the
     store's customer traits when they hold ``target``, or else from the store's exposures and
@@ -112,9 +117,9 @@ def train_propensity_model(
             target, source = "converted", "exposures and conversions in the store"
         model = train_propensity(frame, target, seed=seed)
         report = {**model.report, "source": source}
-        settings = {"target": target, "source": source, "seed": seed}
+        settings = {"target": target, "source": source, "seed": seed, "accepted": accept}
         version = save_model(engine, "propensity", model, report, settings, _now())
-    return Trained("propensity", version, report)
+    return Trained("propensity", version, report, is_rejected(report, settings))
 
 
 def _exposures(engine: Engine, experiment: str | None) -> pd.DataFrame:
@@ -151,6 +156,7 @@ def train_uplift_model(
     window_days: float = 14.0,
     seed: int = 0,
     control: str | None = None,
+    accept: bool = False,
 ) -> Trained:
     """Train and store an uplift model, from ``experiment``'s exposures (its holdout is the
     untreated arm; features at ``at``, by default the first exposure) or, on the demo shop,
@@ -178,9 +184,9 @@ def train_uplift_model(
             )
         model = train_uplift(frame, seed=seed)
         report = {**model.report, "source": source}
-        settings = {"source": source, "seed": seed}
+        settings = {"source": source, "seed": seed, "accepted": accept}
         version = save_model(engine, "uplift", model, report, settings, _now())
-    return Trained("uplift", version, report)
+    return Trained("uplift", version, report, is_rejected(report, settings))
 
 
 def model_report(config: Config, kind: str) -> StoredModel:

@@ -54,6 +54,11 @@ def save_model(
     return version
 
 
+def latest_row(engine: Engine, kind: str) -> PersonalizationModel | None:
+    """The newest stored row of ``kind`` (settings and report, the model still pickled)."""
+    return _latest_row(engine, kind)
+
+
 def _latest_row(engine: Engine, kind: str) -> PersonalizationModel | None:
     with Session(engine) as session:
         return session.exec(
@@ -73,6 +78,30 @@ def latest_model(engine: Engine, kind: str) -> StoredModel | None:
     return StoredModel(
         row.kind, row.version, row.created_at, row.settings, row.report, pickle.loads(row.blob)
     )
+
+
+def usable_model(engine: Engine, kind: str) -> StoredModel | None:
+    """The newest model of ``kind`` that runs may target with: one that beat chance, or was
+    accepted anyway (``--accept``); rejected versions are skipped."""
+    from campaigns.personalization.chance import is_rejected
+
+    with Session(engine) as session:
+        rows = session.exec(
+            select(PersonalizationModel)
+            .where(PersonalizationModel.kind == kind)
+            .order_by(col(PersonalizationModel.version).desc())
+        )
+        for row in rows:
+            if not is_rejected(row.report, row.settings):
+                return StoredModel(
+                    row.kind,
+                    row.version,
+                    row.created_at,
+                    row.settings,
+                    row.report,
+                    pickle.loads(row.blob),
+                )
+    return None
 
 
 def require_model(engine: Engine, kind: str) -> StoredModel:

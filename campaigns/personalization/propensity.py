@@ -9,6 +9,9 @@ model as much as the common one; that inflates raw probabilities toward 0.5, so 
 recalibrated (Platt scaling fitted on the cross-validation's out-of-fold scores) to real
 probabilities; the held-out calibration curve shows how well. Splits are
 stratified, and the reports lead with average precision and lift, which imbalance cannot flatter.
+
+Whether the model beats chance at all is judged on the chosen candidate's out-of-fold scores
+(:func:`~campaigns.personalization.chance.auc_check`); one that does not is marked rejected.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 
+from campaigns.personalization.chance import auc_check
 from campaigns.personalization.errors import PersonalizationError
 from campaigns.personalization.features import (
     FeatureSpec,
@@ -153,6 +157,7 @@ def _train_propensity(
         ]
         cv[name] = {"mean": float(np.mean(per_fold)), "std": float(np.std(per_fold))}
     chosen = max(CANDIDATES, key=lambda n: cv[n]["mean"])
+    chance = auc_check(y_train, out_of_fold[chosen], seed)
     estimator = candidate(chosen, spec, seed).fit(x_train, y_train)
     calibration = _platt(out_of_fold[chosen], y_train)
     base_rate = float(y_train.mean())
@@ -172,6 +177,8 @@ def _train_propensity(
         "cv_roc_auc": cv,
         "chosen": chosen,
         "held_out": held_out_metrics(y_test, predicted),
+        "chance": chance,
+        "rejected": not chance["beats_chance"],
     }
     return PropensityModel(estimator, spec, base_rate, chosen, calibration, report)
 

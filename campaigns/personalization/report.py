@@ -20,10 +20,31 @@ _NAMES = {
 
 
 def report_lines(stored: StoredModel) -> list[str]:
-    """The report of a stored model, as the terminal prints it."""
-    if stored.kind == "propensity":
-        return _propensity_lines(stored)
-    return _uplift_lines(stored)
+    """The report of a stored model, as the terminal prints it, ending with whether it beats
+    chance and so whether runs target with it."""
+    lines = _propensity_lines(stored) if stored.kind == "propensity" else _uplift_lines(stored)
+    return lines + chance_lines(stored)
+
+
+def chance_lines(stored: StoredModel) -> list[str]:
+    """Whether the model beats chance, and what that means for runs."""
+    chance = stored.report.get("chance")
+    if chance is None:  # trained before the check existed
+        return []
+    low, high = chance["ci"]
+    figure = (
+        f"{chance['metric']} {chance['value']:.3f}, 95% interval [{low:.3f}, {high:.3f}] "
+        f"({chance['method']})"
+    )
+    if chance["beats_chance"]:
+        return [f"Beats chance: {figure}, above {chance['chance']:g}."]
+    line = f"No better than chance: {figure}, not above {chance['chance']:g}. Stored as rejected"
+    if stored.settings.get("accepted"):
+        return [line + ", but accepted with --accept: runs target with it."]
+    return [
+        line + ": runs do not target with it (they use the newest model that beats chance, if "
+        f"any). Train with more data, or give --accept to use v{stored.version} anyway."
+    ]
 
 
 def _propensity_lines(stored: StoredModel) -> list[str]:

@@ -12,7 +12,9 @@ held out). Two approaches:
 
 The approach is chosen on a validation part of the training split (Qini area) and both are
 reported on a held-out split, with targeting by uplift against targeting by response
-propensity (the treated model) and messaging everyone.
+propensity (the treated model) and messaging everyone. The chosen model beats chance when its
+held-out Qini coefficient's bootstrap interval is above 0
+(:func:`~campaigns.personalization.chance.qini_check`); otherwise it is marked rejected.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from campaigns.personalization.chance import qini_check
 from campaigns.personalization.errors import PersonalizationError
 from campaigns.personalization.features import (
     FeatureSpec,
@@ -270,6 +273,7 @@ def _train_uplift(
         curve = qini_curve(predicted, treated[test], converted[test])
         held_out[approach] = {"curve": curve, **curve_areas(curve, len(test))}
     model_scores = fitted[chosen].predict(x.iloc[test])
+    chance = qini_check(model_scores, treated[test], converted[test], seed)
     two_model = fitted["two_model"]
     assert isinstance(two_model, TwoModel)
     propensity = two_model.response(x.iloc[test])
@@ -301,6 +305,8 @@ def _train_uplift(
         "held_out_rows": len(test),
         "held_out": held_out,
         "targeting": targeting,
+        "chance": chance,
+        "rejected": not chance["beats_chance"],
     }
     if "latent_group" in frame.columns:
         groups = frame["latent_group"].astype(str).to_numpy()[test]
