@@ -23,6 +23,7 @@ from campaigns.data import ensure_data
 from campaigns.delivery.drain import drain
 from campaigns.experiments import HOLDOUT, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
+from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
 from campaigns.planner import DUE, CampaignPlan, deferred_until, plan_campaigns
@@ -133,6 +134,8 @@ def prepare(
     customers["segment"] = customers["segment_id"].map(model.names)
     # Trained personalization models add their scores (propensity, uplift) as traits.
     customers = with_scores(engine, customers)
+    # A trained lifetime-value model adds p_alive, expected_purchases_90d, expected_spend, clv_12m.
+    customers = with_lifetime_value(engine, customers, shop.transactions, at)
     return Prepared(shop, customers, segment_ids, model, loaded)
 
 

@@ -21,6 +21,12 @@ _NAMES = {
 
 def report_lines(stored: StoredModel) -> list[str]:
     """The report of a stored model, as the terminal prints it."""
+    if stored.kind == "clv":
+        from campaigns.personalization.clv import report as clv
+
+        return clv.report_lines(
+            stored.version, f"{stored.created_at:%Y-%m-%d %H:%M} UTC", stored.report
+        )
     if stored.kind == "propensity":
         return _propensity_lines(stored)
     return _uplift_lines(stored)
@@ -92,6 +98,12 @@ def _uplift_lines(stored: StoredModel) -> list[str]:
 
 def render_html(stored: StoredModel) -> str:
     """One page: the report lines, then the plots (no network needed to open it)."""
+    if stored.kind == "clv":
+        from campaigns.personalization.clv import report as clv
+
+        return clv.render_html(
+            stored.version, f"{stored.created_at:%Y-%m-%d %H:%M} UTC", stored.report
+        )
     title = f"{stored.kind.capitalize()} model v{stored.version}"
     body = [f"<h1>{_e(title)}</h1>"]
     body += [f"<p>{_e(line)}</p>" for line in report_lines(stored)]
