@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 from campaigns.config.schema import Config, SegmentationConfig
 from campaigns.data import ensure_data
 from campaigns.errors import ConfigError, DataError, StoreError
+from campaigns.planner import NOT_SEGMENTED, NOT_SEGMENTED_NAME
 from segmentation import Segmenter, SegmentProfile, profiles_with_names, rfm_features
 from segmentation.features import category_shares
 from segmentation.matching import match_segments, migration_matrix
@@ -48,12 +50,25 @@ class FittedSegments:
     def names(self) -> dict[int, str]:
         return {int(p["segment_id"]): str(p["name"]) for p in self.profiles}
 
+    @property
+    def labels(self) -> dict[int, str]:
+        """:attr:`names` and the name of :data:`~campaigns.planner.NOT_SEGMENTED`."""
+        return {NOT_SEGMENTED: NOT_SEGMENTED_NAME, **self.names}
+
     def for_templates(self) -> dict[int, dict[str, Any]]:
-        """What templates see as ``segment``: id, name and profile, by segment id."""
-        return {
+        """What templates see as ``segment``: id, name and profile, by segment id (customers
+        without a segment see id 0, its name and a profile with empty means)."""
+        segments = {
             int(p["segment_id"]): {"id": int(p["segment_id"]), "name": p["name"], "profile": p}
             for p in self.profiles
         }
+        empty = {"segment_id": NOT_SEGMENTED, "name": NOT_SEGMENTED_NAME, "means": {}}
+        segments[NOT_SEGMENTED] = {
+            "id": NOT_SEGMENTED,
+            "name": NOT_SEGMENTED_NAME,
+            "profile": {**empty, "medians": {}, "zscores": {}, "positions": {}},
+        }
+        return segments
 
 
 def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -> pd.DataFrame:
@@ -82,6 +97,30 @@ def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -
             )
         parts.append(traits)
     return pd.concat(parts, axis=1) if len(parts) > 1 else features
+
+
+def uses_transactions(config: SegmentationConfig) -> bool:
+    """Whether the model clusters on features of the transaction log."""
+    return bool(config.features) or config.model == "rfm"
+
+
+def segmentable(features: pd.DataFrame, config: SegmentationConfig) -> pd.Series:
+    """Which customers the model segments: when it clusters on transaction features, those with
+    at least one usable purchase up to the features' time (a customer whose lines were all
+    quarantined, or who has not bought yet, has no behaviour to segment); everyone otherwise."""
+    if uses_transactions(config) and "frequency" in features.columns:
+        return features["frequency"] > 0
+    return pd.Series(True, index=features.index)
+
+
+def assign(model: FittedSegments, features: pd.DataFrame, config: SegmentationConfig) -> pd.Series:
+    """Each customer's segment id (:data:`~campaigns.planner.NOT_SEGMENTED` for those
+    :func:`segmentable` excludes), indexed like ``features``."""
+    keep = segmentable(features, config).to_numpy(dtype=bool)
+    ids = np.full(len(features), NOT_SEGMENTED, dtype=np.int64)
+    if keep.any():
+        ids[keep] = model.estimator.predict(features.loc[keep])
+    return pd.Series(ids, index=features.index, name="segment_id")
 
 
 def clustered_columns(config: SegmentationConfig, features: pd.DataFrame) -> list[str]:
@@ -169,6 +208,12 @@ def fit_model(
     """Fit a new model version on ``features``; with an earlier version, keep its segment ids
     (Hungarian matching of centroids) and record how customers move between segments."""
     previous = previous if previous is not None else latest_model(engine)
+    features = features.loc[segmentable(features, config).to_numpy(dtype=bool)]
+    if features.empty:
+        raise DataError(
+            "segmentation: no customer has a usable purchase at this time, so there is nothing "
+            "to segment; check --at and the quarantine"
+        )
     try:
         estimator = make_segmenter(config, features).fit(features)
     except ValueError as exc:
@@ -338,12 +383,14 @@ def _delete_members(engine: Engine, customer_ids: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Assignment:
-    """What ``campaign segment assign`` did: the model used and customers per segment."""
+    """What ``campaign segment assign`` did: the model used, customers per segment, and how many
+    customers it did not segment (no usable purchase)."""
 
     model: FittedSegments
     sizes: dict[int, int]
     entered: int
     exited: int
+    not_segmented: int = 0
 
 
 @dataclass(frozen=True)
@@ -377,11 +424,12 @@ def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
         shop, _ = ensure_data(engine, config)
         features = segment_features(shop, config.segmentation, at)
         model = ensure_model(engine, config.segmentation, features, at)
-        ids = pd.Series(model.estimator.predict(features), index=features.index)
-        entered, exited = record_membership(engine, 0, model.version, ids, at)
-    counts = ids.value_counts()
+        ids = assign(model, features, config.segmentation)
+        segmented = ids[ids != NOT_SEGMENTED]
+        entered, exited = record_membership(engine, 0, model.version, segmented, at)
+    counts = segmented.value_counts()
     sizes = {p: int(counts.get(p, 0)) for p in sorted(model.names)}
-    return Assignment(model, sizes, entered, exited)
+    return Assignment(model, sizes, entered, exited, len(ids) - len(segmented))
 
 
 def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:

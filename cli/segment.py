@@ -78,6 +78,11 @@ def assign_command(config_path: Path, at: datetime | None) -> None:
     for segment_id, size in result.sizes.items():
         table.add_row(f"{segment_id} {result.model.names[segment_id]}", f"{size:,}")
     out.print(table)
+    if result.not_segmented:
+        out.print(
+            f"{result.not_segmented:,} customers are not segmented (no usable purchase up to "
+            '--at); campaigns for every segment ("*") still reach them.'
+        )
     out.print(f"{result.entered:,} customers entered a segment, {result.exited:,} left one.")
 
 

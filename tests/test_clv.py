@@ -71,7 +71,8 @@ def test_bgnbd_reproduces_fader_hardie_lee_2005(cdnow: pd.DataFrame) -> None:
     # r = 0.243, alpha = 4.414, a = 0.793, b = 2.426, LL = -9582.4.
     assert [round(v, 3) for v in fit.values] == [0.243, 4.414, 0.793, 2.426]
     assert round(fit.log_likelihood, 1) == -9582.4
-    assert fit.customers == 2_357 and fit.converged
+    assert fit.customers == 2_357
+    assert fit.converged
 
 
 def test_bgnbd_standard_errors_are_statsmodels_inverse_hessian(cdnow: pd.DataFrame) -> None:
@@ -164,7 +165,8 @@ def test_train_clv_on_cdnow_checks_the_holdout(shared_data: Path) -> None:
     assert rows["0"]["actual"] * 1_411 == 334
     assert round(rows["0"]["predicted"], 2) == 0.23
     # Frequent buyers buy more than predicted (as in the paper's Figure 4): 1,653 of 1,882.
-    assert round(holdout["predicted_total"]) == 1_653 and holdout["actual_total"] == 1_882
+    assert round(holdout["predicted_total"]) == 1_653
+    assert holdout["actual_total"] == 1_882
     independence = calibration["independence"]
     assert independence["customers"] == 946
     assert abs(independence["correlation"]) < 0.3  # Fader, Hardie & Lee: about 0.11
@@ -176,4 +178,5 @@ def test_train_clv_on_cdnow_checks_the_holdout(shared_data: Path) -> None:
         "clv_12m",
     ]
     assert len(columns) == 2_357
-    assert columns["clv_12m"].ge(0).all() and columns["p_alive"].between(0, 1).all()
+    assert columns["clv_12m"].ge(0).all()
+    assert columns["p_alive"].between(0, 1).all()

@@ -719,8 +719,7 @@ def test_load_prints_the_duplicate_count(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(cli, ["load", "-c", str(tmp_path / "config.toml")])
     assert result.output == (
-        "Loaded 2 customers, 1 products, 2 transaction lines.\n"
-        "Quarantined rows: duplicate_line 1\n"
+        "Loaded 2 customers, 1 products, 2 transaction lines.\nQuarantined rows: duplicate_line 1\n"
     )
 
 
