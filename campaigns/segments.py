@@ -45,6 +45,8 @@ class FittedSegments:
     created_at: datetime | None = None
     migration: pd.DataFrame | None = None
     new_ids: list[int] = field(default_factory=list)
+    #: Warnings about the data the model was fitted on (``--at`` far beyond the log's end).
+    warnings: tuple[str, ...] = ()
 
     @property
     def names(self) -> dict[int, str]:
@@ -409,11 +411,15 @@ def _now() -> datetime:
 def fit_segments(config: Config, at: datetime | None = None) -> FittedSegments:
     """``campaign segment fit``: fit and store a new model version on the features at ``at``,
     keeping the previous version's segment ids."""
+    from campaigns.data_checks import stale_warning
+
     at = at or _now()
     with opened_store(config.store.url, config.root) as engine:
         shop, _ = ensure_data(engine, config)
         features = segment_features(shop, config.segmentation, at)
-        return fit_model(engine, config.segmentation, features, at)
+        model = fit_model(engine, config.segmentation, features, at)
+    warning = stale_warning(shop.transactions, at)
+    return dataclasses.replace(model, warnings=(warning,)) if warning else model
 
 
 def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
@@ -434,10 +440,14 @@ def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
 
 def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
     """``campaign segment report``: the newest stored model's report, with the features at
-    ``at`` (default: the time the model was fitted at) for the plots.
+    ``at`` (default: the time the model was fitted at) for the plots, the make-up of the
+    segments by the columns not clustered on, their sizes over time and who is not segmented.
 
     :raises StoreError: when no model has been fitted yet
     """
+    from campaigns.segment_insights import report_additions
+    from segmentation.report import clean
+
     with opened_store(config.store.url, config.root) as engine:
         stored = latest_model(engine)
         if stored is None:
@@ -446,7 +456,12 @@ def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
             )
         model = load_model(stored, config.segmentation)
         shop, _ = ensure_data(engine, config)
-    features = segment_features(shop, config.segmentation, at or stored.created_at)
+        when = at or stored.created_at
+        features = segment_features(shop, config.segmentation, when)
+        ids = assign(model, features, config.segmentation)
+        extra = report_additions(
+            engine, shop, features, ids, model.estimator.features_, config.segmentation, when
+        )
     data = report_data(
         model.estimator,
         model.profiles,
@@ -455,4 +470,5 @@ def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
         model.migration,
         model.new_ids,
     )
-    return SegmentReport(model, data, features)
+    data.update(clean(extra))
+    return SegmentReport(model, data, features.loc[ids != NOT_SEGMENTED])

@@ -50,6 +50,8 @@ def fit_command(config_path: Path, at: datetime | None) -> None:
         f"{data['model']['k']} segments. {data['model']['k_reason']}."
     )
     _print_segments(out, data)
+    for warning in model.warnings:
+        out.print(f"Warning: {warning}")
     _print_search(out, data)
     if data["model"]["new_segments"]:
         new = ", ".join(str(i) for i in data["model"]["new_segments"])
@@ -134,9 +136,15 @@ def report_command(
         f"fitted at {model['fitted_at']}. {model['k_reason']}."
     )
     _print_segments(out, report.data)
+    out.print(f"Names: {report.data['naming']}.")
+    _print_not_segmented(out, report.data)
     _print_search(out, report.data)
     if report.data["migration"]:
         _print_migration(out, report.data)
+    _print_makeup(out, report.data)
+    _print_history(out, report.data)
+    for warning in report.data["warnings"]:
+        out.print(f"Warning: {warning}")
     if html_path is not None:
         out.print(f"Wrote {html_path}")
 
@@ -164,6 +172,69 @@ def _print_segments(out: Console, data: dict[str, Any]) -> None:
             f"{segment['size']:,}",
             f"{segment['share']:.1%}",
             "" if revenue is None else f"{revenue:.1%}",
+        )
+    out.print(table)
+
+
+def _print_not_segmented(out: Console, data: dict[str, Any]) -> None:
+    left_out = data["not_segmented"]
+    if not left_out["customers"]:
+        return
+    shown = ", ".join(left_out["customer_ids"])
+    more = left_out["customers"] - len(left_out["customer_ids"])
+    out.print(
+        f"Not segmented: {left_out['customers']:,} customers, {left_out['reason']}: {shown}"
+        + (f" and {more:,} more." if more else ".")
+        + ' Campaigns for every segment ("*") still reach them.'
+    )
+
+
+def _print_makeup(out: Console, data: dict[str, Any]) -> None:
+    names = {str(s["id"]): f"{s['id']} {s['name']}" for s in data["segments"]}
+    for part in data["makeup"]:
+        table = Table(title=f"Make-up by {part['column']} (share of each segment)")
+        table.add_column(part["column"])
+        segments = list(part["shares"])
+        for segment in segments:
+            table.add_column(names.get(segment, segment), justify="right")
+        for category in part["categories"]:
+            table.add_row(
+                category, *(f"{part['shares'][s].get(category, 0.0):.1%}" for s in segments)
+            )
+        out.print(table)
+        if part["p_value"] is not None:
+            caution = (
+                f"; {part['low_expected_share']:.0%} of cells expect fewer than 5 customers, "
+                "so read the p-value with care"
+                if part["low_expected_share"] > 0.2
+                else ""
+            )
+            out.print(
+                f"Chi-square test of independence: chi2 = {part['chi2']:,.1f}, dof = "
+                f"{part['dof']}, p = {part['p_value']:.3g}, Cramér's V = "
+                f"{part['cramers_v']:.2f}{caution}."
+            )
+    if data["makeup_skipped"]:
+        out.print(
+            "Not broken down: "
+            + "; ".join(f"{s['column']} ({s['reason']})" for s in data["makeup_skipped"])
+            + "."
+        )
+
+
+def _print_history(out: Console, data: dict[str, Any]) -> None:
+    history = data["history"]
+    if len(history) < 2:
+        return
+    segments = sorted({s for row in history for s in row["sizes"]}, key=_id_key)
+    table = Table(title="Segment sizes over time (after each run)")
+    table.add_column("at")
+    for segment in segments:
+        table.add_column(segment, justify="right")
+    for row in history[-10:]:
+        table.add_row(
+            row["at"][:16].replace("T", " "),
+            *(f"{row['sizes'].get(s, 0):,}" for s in segments),
         )
     out.print(table)
 
