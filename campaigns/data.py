@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -34,6 +35,8 @@ def load_data(
     report("Saving to store", 0, None)
     save_shop(engine, shop)
     set_meta(engine, "loaded_at", today.isoformat())
+    # What the load set aside, by reason, for ``campaign data profile``.
+    set_meta(engine, "quarantined", json.dumps(shop.quarantined))
     return shop
 
 
@@ -68,4 +71,5 @@ def replace_with_demo(config: Config, customers: int, seed: int, end: datetime) 
     with opened_store(config.store.url, config.root) as engine:
         save_shop(engine, shop)
         set_meta(engine, "loaded_at", end.isoformat())
+        set_meta(engine, "quarantined", "{}")
     return shop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.data import demo_command, load_command
+from cli.data import data_group, demo_command, load_command
 from cli.delivery import pause_command, resume_command, serve_command, worker_command
 from cli.experiment import experiment_group, report_command, track_command
 from cli.model import model_group, recommend_group
@@ -30,6 +30,7 @@ for command in (
     status_command,
     load_command,
     demo_command,
+    data_group,
     worker_command,
     pause_command,
     resume_command,
