@@ -149,6 +149,77 @@ def report_command(
         out.print(f"Wrote {html_path}")
 
 
+@segment_group.command("suggest")
+@config_option
+@at_option
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the drafts to this file (to review, then append to config.toml).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: per draft its play, reasoning, experiment sizing, TOML and template stubs.",
+)
+@handles_errors
+def suggest_command(
+    config_path: Path, at: datetime | None, output_path: Path | None, output_format: str
+) -> None:
+    """Suggest a first campaign per segment of the current model, as TOML drafts to paste.
+
+    Each draft has a trigger, a condition, caps and an experiment with a holdout sized as
+    'campaign experiment plan' sizes it, and one sentence of reasoning; the template stubs it
+    names are written into the templates folder (never over an existing file), so the drafts
+    pass 'campaign check' as written.
+
+    Example: campaign segment suggest --output drafts.toml && cat drafts.toml >> config.toml
+    """
+    from campaigns.playbook import suggest_campaigns
+
+    config = load_config(config_path)
+    result = suggest_campaigns(config, at)
+    if output_path is not None:
+        output_path.write_text(result.toml, encoding="utf-8")
+    if output_format == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "model_version": result.model_version,
+                    "at": result.at.isoformat(),
+                    "drafts": [
+                        {
+                            "name": d.name,
+                            "segment_id": d.segment_id,
+                            "segment": d.segment,
+                            "play": d.play,
+                            "reasoning": d.reasoning,
+                            "baseline_rate": d.baseline_rate,
+                            "minimum_detectable_effect": d.minimum_detectable_effect,
+                            "holdout": d.holdout,
+                            "toml": d.toml,
+                            "templates": sorted(d.templates),
+                        }
+                        for d in result.drafts
+                    ],
+                    "templates_written": [str(p) for p in result.written],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"# Suggested campaigns for segmentation model v{result.model_version}.\n")
+    click.echo(result.toml, nl=False)
+    for path in result.written:
+        click.echo(f"# Wrote {path}")
+    if output_path is not None:
+        click.echo(f"# Wrote {output_path}")
+
+
 def _data(model: FittedSegments) -> dict[str, Any]:
     return report_data(
         model.estimator,
