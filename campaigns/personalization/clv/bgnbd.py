@@ -20,14 +20,20 @@ NAMES = ("r", "alpha", "a", "b")
 
 
 def log_likelihood(
-    params: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats | None = None
+    params: Floats,
+    x: Floats,
+    t_x: Floats,
+    T: Floats,
+    weights: Floats | None = None,
+    distinct: tuple[Floats, npt.NDArray[np.intp]] | None = None,
 ) -> float:
-    """The summed log-likelihood of customers ``(x, t_x, T)`` (``weights``: customers per row)."""
+    """The summed log-likelihood of customers ``(x, t_x, T)`` (``weights``: customers per row;
+    ``distinct``: ``np.unique(x, return_inverse=True)``, when the caller has it)."""
     from scipy.special import gammaln
 
     r, alpha, a, b = (float(p) for p in params)
     # The terms depending on x alone: computed once per distinct x.
-    xs, by_x = np.unique(x, return_inverse=True)
+    xs, by_x = distinct if distinct is not None else np.unique(x, return_inverse=True)
     a1 = gammaln(r + xs) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(a + b + xs)
     a3 = -(r + x) * np.log(alpha + T)
@@ -39,16 +45,46 @@ def log_likelihood(
     return float(each @ weights)
 
 
+def gradient(
+    params: Floats,
+    x: Floats,
+    t_x: Floats,
+    T: Floats,
+    weights: Floats,
+    distinct: tuple[Floats, npt.NDArray[np.intp]],
+) -> Floats:
+    """The gradient of the negative summed log-likelihood with respect to ``r, alpha, a, b``."""
+    from scipy.special import digamma
+
+    r, alpha, a, b = (float(p) for p in params)
+    xs, by_x = distinct
+    repeat = x > 0
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0) - (r + x) * np.log(alpha + t_x)
+    # Weight of the "still alive" and the "dropped out after t_x" terms in each likelihood.
+    w4 = np.where(repeat, 1.0 / (1.0 + np.exp(np.clip(a3 - a4, -700, 700))), 0.0)
+    w3 = 1.0 - w4
+    d_r = (digamma(r + xs) - digamma(r))[by_x] + np.log(alpha)
+    d_r += -w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
+    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
+    d_a = (digamma(a + b) - digamma(a + b + xs))[by_x] + w4 / a
+    d_b = (digamma(a + b) + digamma(b + xs) - digamma(b) - digamma(a + b + xs))[by_x]
+    d_b = d_b - w4 / (b + np.maximum(x, 1.0) - 1.0)
+    return -np.array([d @ weights for d in (d_r, d_alpha, d_a, d_b)], dtype=np.float64)
+
+
 def fit(x: Floats, t_x: Floats, T: Floats) -> Fit:
     """Maximum likelihood estimates of ``r, alpha, a, b`` with standard errors."""
     (cx, ct, cT), weights, _ = compress(x, t_x, T)
     scale = float(np.mean(T)) or 1.0
+    distinct = np.unique(cx, return_inverse=True)
     return fit_mle(
         "bgnbd",
         NAMES,
-        lambda p: -log_likelihood(p, cx, ct, cT, weights),
+        lambda p: -log_likelihood(p, cx, ct, cT, weights, distinct),
         (1.0, scale, 1.0, 1.0),
         len(x),
+        lambda p: gradient(p, cx, ct, cT, weights, distinct),
     )
 
 

@@ -20,16 +20,24 @@ Floats = npt.NDArray[np.float64]
 NAMES = ("p", "q", "gamma")
 
 
-def log_likelihood(params: Floats, x: Floats, zbar: Floats, weights: Floats | None = None) -> float:
-    """The summed log-likelihood of repeat customers (``x > 0``, ``zbar > 0``)."""
+def log_likelihood(
+    params: Floats,
+    x: Floats,
+    zbar: Floats,
+    weights: Floats | None = None,
+    distinct: tuple[Floats, npt.NDArray[np.intp]] | None = None,
+) -> float:
+    """The summed log-likelihood of repeat customers (``x > 0``, ``zbar > 0``; ``distinct``:
+    ``np.unique(x, return_inverse=True)``, when the caller has it)."""
     from scipy.special import gammaln
 
     p, q, g = (float(v) for v in params)
     px = p * x
+    # The gamma functions depend on x alone: computed once per distinct x.
+    xs, by_x = distinct if distinct is not None else np.unique(x, return_inverse=True)
+    gammas = gammaln(p * xs + q) - gammaln(p * xs) - gammaln(q)
     each = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
+        gammas[by_x]
         + q * np.log(g)
         + (px - 1) * np.log(zbar)
         + px * np.log(x)
@@ -38,15 +46,37 @@ def log_likelihood(params: Floats, x: Floats, zbar: Floats, weights: Floats | No
     return float(each.sum() if weights is None else each @ weights)
 
 
+def gradient(
+    params: Floats,
+    x: Floats,
+    zbar: Floats,
+    weights: Floats,
+    distinct: tuple[Floats, npt.NDArray[np.intp]],
+) -> Floats:
+    """The gradient of the negative summed log-likelihood with respect to ``p, q, gamma``."""
+    from scipy.special import digamma
+
+    p, q, g = (float(v) for v in params)
+    xs, by_x = distinct
+    both = digamma(p * xs + q)[by_x]
+    log_total = np.log(g + x * zbar)
+    d_p = x * (both - digamma(p * xs)[by_x] + np.log(zbar) + np.log(x) - log_total)
+    d_q = both - digamma(q) + np.log(g) - log_total
+    d_g = q / g - (p * x + q) / (g + x * zbar)
+    return -np.array([d @ weights for d in (d_p, d_q, d_g)], dtype=np.float64)
+
+
 def fit(x: Floats, zbar: Floats) -> Fit:
     """Maximum likelihood estimates of ``p, q, gamma`` from repeat customers."""
     (cx, cz), weights, _ = compress(x, zbar)
+    distinct = np.unique(cx, return_inverse=True)
     return fit_mle(
         "gamma_gamma",
         NAMES,
-        lambda v: -log_likelihood(v, cx, cz, weights),
+        lambda v: -log_likelihood(v, cx, cz, weights, distinct),
         (1.0, 1.0, float(np.mean(zbar)) or 1.0),
         len(x),
+        lambda v: gradient(v, cx, cz, weights, distinct),
     )
 
 
