@@ -82,24 +82,23 @@ def profile_table(frame: pd.DataFrame) -> dict[str, Any]:
 
 def duplicate_rows(codes: list[npt.NDArray[np.int64]], rows: int) -> int:
     """Rows equal to an earlier row in every column (``DataFrame.duplicated().sum()``), from the
-    columns' factorised codes (missing values, code -1, are equal to each other, as in pandas)."""
+    columns' factorised codes (missing values, code -1, are equal to each other, as in pandas).
+
+    The codes are folded into one integer key per row, column by column; when the next column
+    would overflow the key, the key is first renumbered densely (at most ``rows`` values).
+    """
     if not codes or rows == 0:
         return 0
-    key = np.zeros(rows, dtype=np.int64)
-    width = 1
-    frame = {}
-    for i, code in enumerate(codes):
+    key = codes[0].astype(np.int64) + 1
+    width = int(key.max()) + 1
+    for code in codes[1:]:
         size = int(code.max()) + 2
-        if width * size < 2**62:
-            key = key * size + (code + 1)
-            width *= size
-            continue
-        frame[f"k{i}"] = key
-        key, width = code.astype(np.int64) + 1, size
-    frame["last"] = key
-    if len(frame) == 1:
-        return int(len(key) - len(pd.unique(key)))
-    return int(pd.DataFrame(frame).duplicated().sum())
+        if width * size >= 2**62:
+            key, uniques = pd.factorize(key)
+            width = len(uniques)
+        key = key * size + (code.astype(np.int64) + 1)
+        width *= size
+    return int(rows - len(pd.unique(key)))
 
 
 def _numbers(values: npt.NDArray[np.float64]) -> dict[str, Any]:

@@ -28,15 +28,17 @@ def profile_transactions(
         "unit_price"
     ].to_numpy(dtype=np.float64)
     invoice_codes, invoices = pd.factorize(transactions["invoice"])
-    cancelled = np.asarray(pd.Index(invoices).astype(str).str.startswith("C"), dtype=bool)
+    cancelled = _starts_with_c(invoices)
     returns = (amount < 0) | np.where(invoice_codes >= 0, cancelled[invoice_codes], False)
     customer_codes, customers = pd.factorize(transactions["customer_id"])
-    pairs = pd.unique(customer_codes.astype(np.int64) * (len(invoices) + 1) + invoice_codes + 1)
-    orders = np.bincount(pairs // (len(invoices) + 1), minlength=len(customers))
-    months = invoiced.astype("datetime64[M]")
-    month_keys, month_index = np.unique(months, return_inverse=True)
-    revenue = np.bincount(month_index, weights=amount, minlength=len(month_keys))
-    lines = np.bincount(month_index, minlength=len(month_keys))
+    orders = _orders(customer_codes, invoice_codes, len(customers), len(invoices))
+    months = invoiced.astype("datetime64[M]").astype(np.int64)
+    first_month = int(months.min())
+    month_index = months - first_month
+    span = int(month_index.max()) + 1
+    revenue = np.bincount(month_index, weights=amount, minlength=span)
+    lines = np.bincount(month_index, minlength=span)
+    month_keys = (np.arange(span) + first_month).astype("datetime64[M]")
     quarantined = quarantined or {}
     set_aside = sum(quarantined.get(r, 0) for r in RETURN_REASONS)
     source_lines = len(transactions) + sum(quarantined.values())
@@ -70,6 +72,26 @@ def profile_transactions(
             "quarantined_share": set_aside / source_lines if source_lines else 0.0,
         },
     }
+
+
+def _starts_with_c(invoices: object) -> np.ndarray:
+    """Which distinct invoice numbers start with ``C`` (cancellations)."""
+    values = pd.Series(invoices)
+    if not pd.api.types.is_string_dtype(values) or values.dtype == object:
+        values = values.astype(str)
+    return values.str.startswith("C").fillna(False).to_numpy(dtype=bool)
+
+
+def _orders(customer: np.ndarray, invoice: np.ndarray, customers: int, invoices: int) -> np.ndarray:
+    """Distinct invoices per customer (an invoice shared by customers counts for each)."""
+    valid = invoice >= 0
+    owner = np.full(invoices, -1, dtype=np.int64)
+    owner[invoice[valid]] = customer[valid]
+    # Normally each invoice is one customer's: then counting invoices per owner suffices.
+    if np.array_equal(owner[invoice[valid]], customer[valid]):
+        return np.bincount(owner[owner >= 0], minlength=customers)
+    pairs = pd.unique(customer.astype(np.int64) * (invoices + 1) + invoice + 1)
+    return np.bincount(pairs // (invoices + 1), minlength=customers)
 
 
 def _order_histogram(orders: np.ndarray) -> dict[str, int]:
