@@ -9,8 +9,8 @@ stored, from its customers' P(alive) and expected spend:
 - ``winback``: mid spend or more, lapsed; on ``inactive`` after the population's median recency,
   testing a 15 % discount against a plain note (with a lifetime-value model, only customers whose
   P(alive) times expected spend exceeds the discount's cost);
-- ``reactivation``: low spend, lapsed; on ``inactive`` after twice that, once in 180 days,
-  testing a 10 % discount;
+- ``reactivation``: low spend, lapsed; on ``inactive`` after the same median recency, at most
+  once in 180 days, testing a 10 % discount;
 - ``onboarding``: recent, short tenure (below the 33rd percentile); a weekly welcome for
   customers of at most 30 days, testing a 10 % welcome offer;
 - ``cross_sell``: the other recent segments; a monthly suggestion, testing a 10 % discount;
@@ -181,7 +181,7 @@ def _draft(
             "a plain note."
         )
     elif play in ("winback", "reactivation"):
-        days = _round_days(median_recency * (1 if play == "winback" else 2))
+        days = _round_days(median_recency)
         trigger = f'{{ type = "inactive", days = {days} }}'
         caps = (
             '[{ messages = 1, per = "90d" }]'
@@ -315,9 +315,8 @@ def _holdout(audience: int, baseline: float, effect: float) -> tuple[float, str]
         if held >= needed.control and control >= needed.variant:
             return share, (
                 f"{share:.0%} of {audience:,} customers ({math.floor(held):,}) against the "
-                f"control's {math.floor(control):,} detects a lift of {effect * 100:g} points "
-                f"over a {baseline:.1%} baseline (alpha 0.05, power 80%; campaign experiment "
-                "plan)."
+                f"control's {math.floor(control):,} detects a lift of {_points(effect)} over a "
+                f"{baseline:.1%} baseline (alpha 0.05, power 80%; campaign experiment plan)."
             )
     held = int(FALLBACK_HOLDOUT * audience)
     control = int((1 - FALLBACK_HOLDOUT) / 2 * audience)
@@ -329,9 +328,14 @@ def _holdout(audience: int, baseline: float, effect: float) -> tuple[float, str]
     )
     return FALLBACK_HOLDOUT, (
         f"{FALLBACK_HOLDOUT:.0%}: no share up to {HOLDOUT_SHARES[-1]:.0%} of {audience:,} "
-        f"customers detects {effect * 100:g} points over a {baseline:.1%} baseline; with "
+        f"customers detects {_points(effect)} over a {baseline:.1%} baseline; with "
         f"{held:,} held out and {control:,} in control {detectable} (campaign experiment plan)."
     )
+
+
+def _points(effect: float) -> str:
+    points = round(effect * 100, 1)
+    return f"{points:g} point" + ("" if points == 1 else "s")
 
 
 def _median(frame: pd.DataFrame, column: str) -> float:

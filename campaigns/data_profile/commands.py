@@ -24,14 +24,16 @@ def profile_shop(
     """The profile of the three tables, the transaction log's own figures and the warnings."""
     quarantined = dict(quarantined or {})
     warning = stale_warning(shop.transactions, at)
+    factorised: dict[str, Any] = {}
+    transactions = profile_table(shop.transactions, factorised)
     return {
         "at": at.isoformat(),
         "tables": {
             "customers": profile_table(shop.customers),
             "products": profile_table(shop.products),
-            "transactions": profile_table(shop.transactions),
+            "transactions": transactions,
         },
-        "transaction_log": profile_transactions(shop.transactions, quarantined),
+        "transaction_log": profile_transactions(shop.transactions, quarantined, factorised),
         "quarantined": quarantined,
         "warnings": [warning] if warning else [],
     }

@@ -40,8 +40,14 @@ def column_type(values: pd.Series) -> str:
     return "text"
 
 
-def profile_table(frame: pd.DataFrame) -> dict[str, Any]:
-    """The profile of ``frame`` as JSON-ready data (see the module docstring)."""
+def profile_table(
+    frame: pd.DataFrame, factorised: dict[str, tuple[Any, Any]] | None = None
+) -> dict[str, Any]:
+    """The profile of ``frame`` as JSON-ready data (see the module docstring).
+
+    :param factorised: when given, receives each column's ``pd.factorize`` codes and uniques
+        (the transaction log's figures reuse them)
+    """
     codes = []
     columns = []
     for name in frame.columns:
@@ -49,6 +55,8 @@ def profile_table(frame: pd.DataFrame) -> dict[str, Any]:
         kind = column_type(values)
         code, uniques = pd.factorize(values, use_na_sentinel=True)
         codes.append(code)
+        if factorised is not None:
+            factorised[str(name)] = (code, uniques)
         missing = int((code == -1).sum())
         column: dict[str, Any] = {
             "name": str(name),

@@ -13,24 +13,31 @@ RETURN_REASONS = ("cancelled_invoice", "non_positive_quantity")
 
 
 def profile_transactions(
-    transactions: pd.DataFrame, quarantined: dict[str, int] | None = None
+    transactions: pd.DataFrame,
+    quarantined: dict[str, int] | None = None,
+    factorised: dict[str, tuple[Any, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """Time range, invoices, orders per customer, revenue by month and the share of returns.
 
     An *order* is a distinct invoice of a customer; a *return line* has a negative amount or
     belongs to a cancelled (``C…``) invoice. Returns the load set aside are counted from
     ``quarantined`` against all the lines the source had (loaded plus quarantined).
+    ``factorised`` holds the ``invoice`` and ``customer_id`` columns' factorisation when the
+    table's profile has already made it.
     """
+    factorised = factorised or {}
     if transactions.empty:
         return None
     invoiced = pd.to_datetime(transactions["invoiced_at"]).to_numpy(dtype="datetime64[ns]")
     amount = transactions["quantity"].to_numpy(dtype=np.float64) * transactions[
         "unit_price"
     ].to_numpy(dtype=np.float64)
-    invoice_codes, invoices = pd.factorize(transactions["invoice"])
+    invoice_codes, invoices = factorised.get("invoice") or pd.factorize(transactions["invoice"])
     cancelled = _starts_with_c(invoices)
     returns = (amount < 0) | np.where(invoice_codes >= 0, cancelled[invoice_codes], False)
-    customer_codes, customers = pd.factorize(transactions["customer_id"])
+    customer_codes, customers = factorised.get("customer_id") or pd.factorize(
+        transactions["customer_id"]
+    )
     orders = _orders(customer_codes, invoice_codes, len(customers), len(invoices))
     months = invoiced.astype("datetime64[M]").astype(np.int64)
     first_month = int(months.min())
