@@ -216,9 +216,9 @@ def _draft(
         variants = {"control": (slug, {}), "welcome_offer": (f"{slug}_offer", {"discount": 10})}
         reason = (
             f'Segment {segment_id} "{segment}" ({size}{spend_share}) is recent and its median '
-            f"customer has been with you less long than {1 - positions.get('tenure', 0):.0%} of "
-            "customers: welcome customers in their first 30 days once, testing a 10% offer on "
-            "the second order against a plain welcome."
+            f"customer is newer than {1 - positions.get('tenure', 0):.0%} of customers: welcome "
+            "customers in their first 30 days once, testing a 10% offer on the second order "
+            "against a plain welcome."
         )
     elif play == "cross_sell":
         trigger = '{ type = "schedule", cron = "0 10 * * THU", timezone = "UTC" }'
@@ -226,9 +226,9 @@ def _draft(
         where = "frequency >= 1"
         variants = {"control": (slug, {}), "discount": (f"{slug}_discount", {"discount": 10})}
         reason = (
-            f'Segment {segment_id} "{segment}" ({size}{spend_share}) buys recently but '
-            f"spends less than {1 - positions['monetary']:.0%} of customers: a monthly "
-            "suggestion of more to buy, testing 10% off against no offer."
+            f'Segment {segment_id} "{segment}" ({size}{spend_share}) buys recently but its '
+            f"median customer is outspent by {1 - positions['monetary']:.0%} of customers: a "
+            "monthly suggestion of more to buy, testing 10% off against no offer."
         )
     else:
         column, value, high = _distinctive(positions, members, everyone)
