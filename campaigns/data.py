@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -33,7 +34,9 @@ def load_data(
     report("Reading source", 0, None)
     shop = read_source(config, today)
     report("Saving to store", 0, None)
-    save_shop(engine, shop, facts={"loaded_at": today.isoformat()})
+    # With what the load set aside, by reason, for ``campaign data profile``.
+    facts = {"loaded_at": today.isoformat(), "quarantined": json.dumps(shop.quarantined)}
+    save_shop(engine, shop, facts=facts)
     return shop
 
 
@@ -69,5 +72,5 @@ def replace_with_demo(config: Config, customers: int, seed: int, end: datetime) 
     """``campaign demo``: fill the store with a demo shop of the given size."""
     shop = generate_demo_shop(customers, seed, end)
     with opened_store(config.store.url, config.root) as engine, run_lock(engine):
-        save_shop(engine, shop, facts={"loaded_at": end.isoformat()})
+        save_shop(engine, shop, facts={"loaded_at": end.isoformat(), "quarantined": "{}"})
     return shop

@@ -42,6 +42,13 @@ NO_TRIGGER = "nobody triggered it"
 # Why a customer in an audience gets no message.
 ALREADY_SENT = "already sent for this occasion"
 NOT_TARGETED = "below the targeting cut"
+UNSEGMENTED = "not segmented"
+
+#: The segment id of customers the model does not segment (they have no usable purchase): a
+#: campaign for every segment ("*") reaches them, one that names segments leaves them out.
+NOT_SEGMENTED = 0
+#: What reports call them.
+NOT_SEGMENTED_NAME = "Not segmented"
 SUPPRESSED = "suppressed"
 LOWER_PRIORITY = "lower priority"
 CAMPAIGN_CAP = "campaign cap"
@@ -103,9 +110,10 @@ class CampaignPlan:
 def resolve_segments(
     name: str, wanted: list[str | int], segment_names: Mapping[int, str]
 ) -> list[int]:
-    """Turn a campaign's segment list (names, ids or "*") into segment ids."""
+    """Turn a campaign's segment list (names, ids or "*") into segment ids ("*" includes
+    :data:`NOT_SEGMENTED`)."""
     if "*" in wanted:
-        return sorted(segment_names)
+        return sorted({*segment_names, NOT_SEGMENTED})
     by_name = {label.casefold(): sid for sid, label in segment_names.items()}
     ids = []
     for item in wanted:
@@ -206,7 +214,10 @@ def _audience(
     ``memo`` shares occasions between campaigns with the same per-customer trigger.
     """
     trigger = campaign.trigger
-    mask = np.isin(table.segments, segment_ids)
+    # Customers without a segment are followed through the trigger and condition so that a
+    # campaign naming segments can say how many it leaves out for that reason.
+    count_unsegmented = NOT_SEGMENTED not in segment_ids
+    mask = np.isin(table.segments, [*segment_ids, NOT_SEGMENTED])
     window: str | None = None
     occasions: npt.NDArray[np.object_] | None = None
     if isinstance(trigger, (ScheduleTrigger, OnceTrigger)):
@@ -229,11 +240,17 @@ def _audience(
         if isinstance(trigger, SegmentTrigger) and trigger.type == "segment_exited":
             # They have left the campaign's segments: select by where they came from.
             mask = np.ones(len(table.ids), dtype=bool)
+            count_unsegmented = False
         mask &= hit
         status = DUE if campaign.enabled else DISABLED
     condition = campaign.condition()
     if condition is not None and mask.any():
         mask &= condition.evaluate(table.frame, inputs.at).to_numpy(dtype=bool)
+    unsegmented = 0
+    if count_unsegmented:
+        outside = mask & (table.segments == NOT_SEGMENTED)
+        unsegmented = int(outside.sum())
+        mask &= ~outside
     untargeted = 0
     if campaign.target is not None and mask.any():
         before = int(mask.sum())
@@ -257,6 +274,8 @@ def _audience(
         }
     )
     left_out: dict[str, int] = {NOT_TARGETED: untargeted} if untargeted else {}
+    if unsegmented:
+        left_out[UNSEGMENTED] = unsegmented
     if occasions is not None and len(audience):
         # A per-customer occasion (an entry, an inactive spell, an event) is messaged once.
         sent = inputs.already_sent(name, audience["window"].unique().tolist())

@@ -156,7 +156,7 @@ def preview_messages(
         recommendations=RunRecommendations(ready.shop, customers["segment_id"], at),
     )
     verdicts = _verdicts(plan, customer_ids)
-    names = ready.model.names
+    names = ready.model.labels
     held = rendered["status"] == HELD_OUT
     records: list[dict[str, Any]] = rendered.loc[~held].to_dict("records")  # type: ignore[assignment]
     previews = [

@@ -23,12 +23,19 @@ from campaigns.data import ensure_data
 from campaigns.delivery.drain import DrainResult, drain
 from campaigns.experiments import HOLDOUT, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
+from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
-from campaigns.planner import DUE, CampaignPlan, deferred_until, plan_campaigns
+from campaigns.planner import DUE, NOT_SEGMENTED, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
 from campaigns.run_records import heartbeat, start_run
-from campaigns.segments import FittedSegments, ensure_model, record_membership, segment_features
+from campaigns.segments import (
+    FittedSegments,
+    assign,
+    ensure_model,
+    record_membership,
+    segment_features,
+)
 from store import outbox
 from store.engine import opened_store
 from store.frames import ShopData
@@ -104,7 +111,8 @@ class Prepared:
     """A workspace ready to plan at a time: data, features, the model and the customer table.
 
     ``customers`` has one row per customer, indexed by customer id: traits, features,
-    ``segment_id`` and ``segment`` (its name).
+    ``segment_id`` and ``segment`` (its name); customers the model does not segment (no usable
+    purchase) have :data:`~campaigns.planner.NOT_SEGMENTED`.
     """
 
     shop: ShopData
@@ -126,16 +134,16 @@ def prepare(
     features = segment_features(shop, config.segmentation, at)
     report("Segmenting", 0, None)
     model = ensure_model(engine, config.segmentation, features, at, persist=persist)
-    segment_ids = pd.Series(
-        model.estimator.predict(features), index=features.index, name="segment_id"
-    )
+    segment_ids = assign(model, features, config.segmentation)
     customers = shop.customers.set_index("customer_id", drop=False).rename_axis(None)
     # Traits clustered as features are already customer columns.
     customers = customers.join(features.drop(columns=customers.columns, errors="ignore"))
     customers = customers.assign(segment_id=segment_ids)
-    customers["segment"] = customers["segment_id"].map(model.names)
+    customers["segment"] = customers["segment_id"].map(model.labels)
     # Trained personalization models add their scores (propensity, uplift) as traits.
     customers = with_scores(engine, customers)
+    # A trained lifetime-value model adds p_alive, expected_purchases_90d, expected_spend, clv_12m.
+    customers = with_lifetime_value(engine, customers, shop.transactions, at)
     return Prepared(shop, customers, segment_ids, model, loaded)
 
 
@@ -172,7 +180,7 @@ def _run(
         with nullcontext() if dry_run else heartbeat(engine, run_id):
             if not dry_run:
                 result.entered, result.exited = record_membership(
-                    engine, run_id, model.version, segment_ids, at
+                    engine, run_id, model.version, segment_ids[segment_ids != NOT_SEGMENTED], at
                 )
             _compose_and_enqueue(
                 engine, config, plans, ready.shop, customers, model, at, run_id, result, report
@@ -292,7 +300,7 @@ def _compose_and_enqueue(
         if plan.name in rendered:
             messages = rendered[plan.name]
             counts = _sizes(messages.loc[messages["status"] != HELD_OUT, "segment_id"])
-            result.rows.extend(_rows(plan, model.names, counts, status, plan.config.channel))
+            result.rows.extend(_rows(plan, model.labels, counts, status, plan.config.channel))
             result.notes.extend(
                 f"{plan.name}: {count:,} left out ({reason})"
                 for reason, count in sorted(plan.left_out.items())
@@ -301,7 +309,7 @@ def _compose_and_enqueue(
         else:
             window = f" (window {plan.window})" if plan.window is not None else ""
             result.notes.append(f"{plan.name}: {plan.status}{window}")
-            result.rows.extend(_rows(plan, model.names, None, plan.status, plan.config.channel))
+            result.rows.extend(_rows(plan, model.labels, None, plan.status, plan.config.channel))
 
 
 def _rows(

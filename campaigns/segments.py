@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 from campaigns.config.schema import Config, SegmentationConfig
 from campaigns.data import ensure_data
 from campaigns.errors import ConfigError, DataError, StoreError
+from campaigns.planner import NOT_SEGMENTED, NOT_SEGMENTED_NAME
 from segmentation import Segmenter, SegmentProfile, profiles_with_names, rfm_features
 from segmentation.features import category_shares
 from segmentation.matching import match_segments, migration_matrix
@@ -43,17 +45,32 @@ class FittedSegments:
     created_at: datetime | None = None
     migration: pd.DataFrame | None = None
     new_ids: list[int] = field(default_factory=list)
+    #: Warnings about the data the model was fitted on (``--at`` far beyond the log's end).
+    warnings: tuple[str, ...] = ()
 
     @property
     def names(self) -> dict[int, str]:
         return {int(p["segment_id"]): str(p["name"]) for p in self.profiles}
 
+    @property
+    def labels(self) -> dict[int, str]:
+        """:attr:`names` and the name of :data:`~campaigns.planner.NOT_SEGMENTED`."""
+        return {NOT_SEGMENTED: NOT_SEGMENTED_NAME, **self.names}
+
     def for_templates(self) -> dict[int, dict[str, Any]]:
-        """What templates see as ``segment``: id, name and profile, by segment id."""
-        return {
+        """What templates see as ``segment``: id, name and profile, by segment id (customers
+        without a segment see id 0, its name and a profile with empty means)."""
+        segments = {
             int(p["segment_id"]): {"id": int(p["segment_id"]), "name": p["name"], "profile": p}
             for p in self.profiles
         }
+        empty = {"segment_id": NOT_SEGMENTED, "name": NOT_SEGMENTED_NAME, "means": {}}
+        segments[NOT_SEGMENTED] = {
+            "id": NOT_SEGMENTED,
+            "name": NOT_SEGMENTED_NAME,
+            "profile": {**empty, "medians": {}, "zscores": {}, "positions": {}},
+        }
+        return segments
 
 
 def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -> pd.DataFrame:
@@ -82,6 +99,30 @@ def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -
             )
         parts.append(traits)
     return pd.concat(parts, axis=1) if len(parts) > 1 else features
+
+
+def uses_transactions(config: SegmentationConfig) -> bool:
+    """Whether the model clusters on features of the transaction log."""
+    return bool(config.features) or config.model == "rfm"
+
+
+def segmentable(features: pd.DataFrame, config: SegmentationConfig) -> pd.Series:
+    """Which customers the model segments: when it clusters on transaction features, those with
+    at least one usable purchase up to the features' time (a customer whose lines were all
+    quarantined, or who has not bought yet, has no behaviour to segment); everyone otherwise."""
+    if uses_transactions(config) and "frequency" in features.columns:
+        return features["frequency"] > 0
+    return pd.Series(True, index=features.index)
+
+
+def assign(model: FittedSegments, features: pd.DataFrame, config: SegmentationConfig) -> pd.Series:
+    """Each customer's segment id (:data:`~campaigns.planner.NOT_SEGMENTED` for those
+    :func:`segmentable` excludes), indexed like ``features``."""
+    keep = segmentable(features, config).to_numpy(dtype=bool)
+    ids = np.full(len(features), NOT_SEGMENTED, dtype=np.int64)
+    if keep.any():
+        ids[keep] = model.estimator.predict(features.loc[keep])
+    return pd.Series(ids, index=features.index, name="segment_id")
 
 
 def clustered_columns(config: SegmentationConfig, features: pd.DataFrame) -> list[str]:
@@ -169,6 +210,12 @@ def fit_model(
     """Fit a new model version on ``features``; with an earlier version, keep its segment ids
     (Hungarian matching of centroids) and record how customers move between segments."""
     previous = previous if previous is not None else latest_model(engine)
+    features = features.loc[segmentable(features, config).to_numpy(dtype=bool)]
+    if features.empty:
+        raise DataError(
+            "segmentation: no customer has a usable purchase at this time, so there is nothing "
+            "to segment; check --at and the quarantine"
+        )
     try:
         estimator = make_segmenter(config, features).fit(features)
     except ValueError as exc:
@@ -338,12 +385,14 @@ def _delete_members(engine: Engine, customer_ids: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Assignment:
-    """What ``campaign segment assign`` did: the model used and customers per segment."""
+    """What ``campaign segment assign`` did: the model used, customers per segment, and how many
+    customers it did not segment (no usable purchase)."""
 
     model: FittedSegments
     sizes: dict[int, int]
     entered: int
     exited: int
+    not_segmented: int = 0
 
 
 @dataclass(frozen=True)
@@ -362,11 +411,15 @@ def _now() -> datetime:
 def fit_segments(config: Config, at: datetime | None = None) -> FittedSegments:
     """``campaign segment fit``: fit and store a new model version on the features at ``at``,
     keeping the previous version's segment ids."""
+    from campaigns.data_checks import stale_warning
+
     at = at or _now()
     with opened_store(config.store.url, config.root) as engine:
         shop, _ = ensure_data(engine, config)
         features = segment_features(shop, config.segmentation, at)
-        return fit_model(engine, config.segmentation, features, at)
+        model = fit_model(engine, config.segmentation, features, at)
+    warning = stale_warning(shop.transactions, at)
+    return dataclasses.replace(model, warnings=(warning,)) if warning else model
 
 
 def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
@@ -377,19 +430,24 @@ def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
         shop, _ = ensure_data(engine, config)
         features = segment_features(shop, config.segmentation, at)
         model = ensure_model(engine, config.segmentation, features, at)
-        ids = pd.Series(model.estimator.predict(features), index=features.index)
-        entered, exited = record_membership(engine, 0, model.version, ids, at)
-    counts = ids.value_counts()
+        ids = assign(model, features, config.segmentation)
+        segmented = ids[ids != NOT_SEGMENTED]
+        entered, exited = record_membership(engine, 0, model.version, segmented, at)
+    counts = segmented.value_counts()
     sizes = {p: int(counts.get(p, 0)) for p in sorted(model.names)}
-    return Assignment(model, sizes, entered, exited)
+    return Assignment(model, sizes, entered, exited, len(ids) - len(segmented))
 
 
 def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
     """``campaign segment report``: the newest stored model's report, with the features at
-    ``at`` (default: the time the model was fitted at) for the plots.
+    ``at`` (default: the time the model was fitted at) for the plots, the make-up of the
+    segments by the columns not clustered on, their sizes over time and who is not segmented.
 
     :raises StoreError: when no model has been fitted yet
     """
+    from campaigns.segment_insights import report_additions
+    from segmentation.report import clean
+
     with opened_store(config.store.url, config.root) as engine:
         stored = latest_model(engine)
         if stored is None:
@@ -398,7 +456,12 @@ def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
             )
         model = load_model(stored, config.segmentation)
         shop, _ = ensure_data(engine, config)
-    features = segment_features(shop, config.segmentation, at or stored.created_at)
+        when = at or stored.created_at
+        features = segment_features(shop, config.segmentation, when)
+        ids = assign(model, features, config.segmentation)
+        extra = report_additions(
+            engine, shop, features, ids, model.estimator.features_, config.segmentation, when
+        )
     data = report_data(
         model.estimator,
         model.profiles,
@@ -407,4 +470,5 @@ def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
         model.migration,
         model.new_ids,
     )
-    return SegmentReport(model, data, features)
+    data.update(clean(extra))
+    return SegmentReport(model, data, features.loc[ids != NOT_SEGMENTED])

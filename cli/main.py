@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.data import demo_command, load_command
+from cli.data import data_group, demo_command, load_command
 from cli.delivery import (
     pause_command,
     resume_command,
@@ -38,6 +38,7 @@ for command in (
     load_command,
     demo_command,
     migrate_command,
+    data_group,
     worker_command,
     pause_command,
     resume_command,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import click
 from rich.table import Table
 
 from campaigns.config import load_config
+from campaigns.personalization.clv.commands import train_clv_model
 from campaigns.personalization.commands import (
+    Trained,
     evaluate,
     model_report,
     train_propensity_model,
@@ -134,6 +137,41 @@ def model_group() -> None:
     is_flag=True,
     help="Let runs target with the model even if it does not beat chance.",
 )
+@click.option(
+    "--holdout-days",
+    type=click.IntRange(min=0),
+    default=90,
+    show_default=True,
+    help="clv: the last days before --at held out to check the predictions (0: no check).",
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["weeks", "days"]),
+    default="weeks",
+    show_default=True,
+    help="clv: the BG/NBD model's time unit (it scales alpha only).",
+)
+@click.option(
+    "--purchase-model",
+    type=click.Choice(["bgnbd", "bgbb"]),
+    default="bgnbd",
+    show_default=True,
+    help="clv: BG/NBD (continuous time) or BG/BB (purchases counted per --period-days).",
+)
+@click.option(
+    "--period-days",
+    type=click.FloatRange(min=1),
+    default=365.0,
+    show_default=True,
+    help="clv with bgbb: the length of one period.",
+)
+@click.option(
+    "--discount-rate",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="clv: the annual rate clv_12m discounts future months at.",
+)
 @handles_errors
 def train_command(
     kind: str,
@@ -148,15 +186,37 @@ def train_command(
     window_days: float,
     seed: int,
     accept: bool,
+    holdout_days: int,
+    unit: str,
+    purchase_model: str,
+    period_days: float,
+    discount_rate: float,
 ) -> None:
-    """Train a new version of the propensity or uplift model; the next run scores with it if it
-    beats chance (CV AUC interval above 0.5; Qini interval above 0), or with --accept.
+    """Train a new version of the propensity, uplift or lifetime-value model; the next run
+    scores with it. A propensity or uplift model is used only if it beats chance (CV AUC
+    interval above 0.5; Qini interval above 0), or with --accept.
+
+    clv fits BG/NBD and Gamma-Gamma on the purchases up to --at (default: the day after the
+    last one), checks them on the last --holdout-days, and adds p_alive,
+    expected_purchases_90d, expected_spend and clv_12m to the customers.
 
     Example: campaign model train propensity --table marketing_campaign.csv --separator tab
-    --target Response; campaign model train uplift --simulate discount
+    --target Response; campaign model train uplift --simulate discount;
+    campaign model train clv --holdout-days 273
     """
     config = load_config(config_path)
-    if kind == "propensity":
+    if kind == "clv":
+        version, _ = train_clv_model(
+            config,
+            at,
+            holdout_days,
+            unit,
+            "bgbb" if purchase_model == "bgbb" else "bgnbd",
+            period_days,
+            discount_rate,
+        )
+        trained = Trained("clv", version, {})
+    elif kind == "propensity":
         trained = train_propensity_model(
             config, at, target, table, separator, window_days, seed, accept
         )
@@ -180,17 +240,42 @@ def train_command(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write a self-contained HTML report (plots embedded) to this file.",
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the stored report as data.",
+)
 @handles_errors
-def report_command(kind: str, config_path: Path, html_path: Path | None) -> None:
-    """Report the newest propensity or uplift model: cross-validation, held-out metrics, curves.
+def report_command(
+    kind: str, config_path: Path, html_path: Path | None, output_format: str
+) -> None:
+    """Report the newest propensity, uplift or lifetime-value model: its fit and its checks.
 
-    Example: campaign model report uplift --html uplift.html
+    Example: campaign model report uplift --html uplift.html; campaign model report clv
+    --format json
     """
     config = load_config(config_path)
     stored = model_report(config, kind)
+    if html_path is not None:
+        html_path.write_text(render_html(stored), encoding="utf-8")
+    if output_format == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "kind": stored.kind,
+                    "version": stored.version,
+                    "trained_at": stored.created_at.isoformat(),
+                    "report": stored.report,
+                },
+                indent=2,
+            )
+        )
+        return
     out = console()
     for line in report_lines(stored):
         out.print(line, soft_wrap=True)
     if html_path is not None:
-        html_path.write_text(render_html(stored), encoding="utf-8")
         out.print(f"Wrote {html_path}")

@@ -50,6 +50,8 @@ def fit_command(config_path: Path, at: datetime | None) -> None:
         f"{data['model']['k']} segments. {data['model']['k_reason']}."
     )
     _print_segments(out, data)
+    for warning in model.warnings:
+        out.print(f"Warning: {warning}")
     _print_search(out, data)
     if data["model"]["new_segments"]:
         new = ", ".join(str(i) for i in data["model"]["new_segments"])
@@ -78,6 +80,11 @@ def assign_command(config_path: Path, at: datetime | None) -> None:
     for segment_id, size in result.sizes.items():
         table.add_row(f"{segment_id} {result.model.names[segment_id]}", f"{size:,}")
     out.print(table)
+    if result.not_segmented:
+        out.print(
+            f"{result.not_segmented:,} customers are not segmented (no usable purchase up to "
+            '--at); campaigns for every segment ("*") still reach them.'
+        )
     out.print(f"{result.entered:,} customers entered a segment, {result.exited:,} left one.")
 
 
@@ -129,11 +136,88 @@ def report_command(
         f"fitted at {model['fitted_at']}. {model['k_reason']}."
     )
     _print_segments(out, report.data)
+    out.print(f"Names: {report.data['naming']}.")
+    _print_not_segmented(out, report.data)
     _print_search(out, report.data)
     if report.data["migration"]:
         _print_migration(out, report.data)
+    _print_makeup(out, report.data)
+    _print_history(out, report.data)
+    for warning in report.data["warnings"]:
+        out.print(f"Warning: {warning}")
     if html_path is not None:
         out.print(f"Wrote {html_path}")
+
+
+@segment_group.command("suggest")
+@config_option
+@at_option
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the drafts to this file (to review, then append to config.toml).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: per draft its play, reasoning, experiment sizing, TOML and template stubs.",
+)
+@handles_errors
+def suggest_command(
+    config_path: Path, at: datetime | None, output_path: Path | None, output_format: str
+) -> None:
+    """Suggest a first campaign per segment of the current model, as TOML drafts to paste.
+
+    Each draft has a trigger, a condition, caps and an experiment with a holdout sized as
+    'campaign experiment plan' sizes it, and one sentence of reasoning; the template stubs it
+    names are written into the templates folder (never over an existing file), so the drafts
+    pass 'campaign check' as written.
+
+    Example: campaign segment suggest --output drafts.toml && cat drafts.toml >> config.toml
+    """
+    from campaigns.playbook import suggest_campaigns
+
+    config = load_config(config_path)
+    result = suggest_campaigns(config, at)
+    if output_path is not None:
+        output_path.write_text(result.toml, encoding="utf-8")
+    if output_format == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "model_version": result.model_version,
+                    "at": result.at.isoformat(),
+                    "drafts": [
+                        {
+                            "name": d.name,
+                            "segment_id": d.segment_id,
+                            "segment": d.segment,
+                            "play": d.play,
+                            "reasoning": d.reasoning,
+                            "baseline_rate": d.baseline_rate,
+                            "minimum_detectable_effect": d.minimum_detectable_effect,
+                            "holdout": d.holdout,
+                            "toml": d.toml,
+                            "templates": sorted(d.templates),
+                        }
+                        for d in result.drafts
+                    ],
+                    "templates_written": [str(p) for p in result.written],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"# Suggested campaigns for segmentation model v{result.model_version}.\n")
+    click.echo(result.toml, nl=False)
+    for path in result.written:
+        click.echo(f"# Wrote {path}")
+    if output_path is not None:
+        click.echo(f"# Wrote {output_path}")
 
 
 def _data(model: FittedSegments) -> dict[str, Any]:
@@ -159,6 +243,69 @@ def _print_segments(out: Console, data: dict[str, Any]) -> None:
             f"{segment['size']:,}",
             f"{segment['share']:.1%}",
             "" if revenue is None else f"{revenue:.1%}",
+        )
+    out.print(table)
+
+
+def _print_not_segmented(out: Console, data: dict[str, Any]) -> None:
+    left_out = data["not_segmented"]
+    if not left_out["customers"]:
+        return
+    shown = ", ".join(left_out["customer_ids"])
+    more = left_out["customers"] - len(left_out["customer_ids"])
+    out.print(
+        f"Not segmented: {left_out['customers']:,} customers, {left_out['reason']}: {shown}"
+        + (f" and {more:,} more." if more else ".")
+        + ' Campaigns for every segment ("*") still reach them.'
+    )
+
+
+def _print_makeup(out: Console, data: dict[str, Any]) -> None:
+    names = {str(s["id"]): f"{s['id']} {s['name']}" for s in data["segments"]}
+    for part in data["makeup"]:
+        table = Table(title=f"Make-up by {part['column']} (share of each segment)")
+        table.add_column(part["column"])
+        segments = list(part["shares"])
+        for segment in segments:
+            table.add_column(names.get(segment, segment), justify="right")
+        for category in part["categories"]:
+            table.add_row(
+                category, *(f"{part['shares'][s].get(category, 0.0):.1%}" for s in segments)
+            )
+        out.print(table)
+        if part["p_value"] is not None:
+            caution = (
+                f"; {part['low_expected_share']:.0%} of cells expect fewer than 5 customers, "
+                "so read the p-value with care"
+                if part["low_expected_share"] > 0.2
+                else ""
+            )
+            out.print(
+                f"Chi-square test of independence: chi2 = {part['chi2']:,.1f}, dof = "
+                f"{part['dof']}, p = {part['p_value']:.3g}, Cramér's V = "
+                f"{part['cramers_v']:.2f}{caution}."
+            )
+    if data["makeup_skipped"]:
+        out.print(
+            "Not broken down: "
+            + "; ".join(f"{s['column']} ({s['reason']})" for s in data["makeup_skipped"])
+            + "."
+        )
+
+
+def _print_history(out: Console, data: dict[str, Any]) -> None:
+    history = data["history"]
+    if len(history) < 2:
+        return
+    segments = sorted({s for row in history for s in row["sizes"]}, key=_id_key)
+    table = Table(title="Segment sizes over time (after each run)")
+    table.add_column("at")
+    for segment in segments:
+        table.add_column(segment, justify="right")
+    for row in history[-10:]:
+        table.add_row(
+            row["at"][:16].replace("T", " "),
+            *(f"{row['sizes'].get(s, 0):,}" for s in segments),
         )
     out.print(table)
 

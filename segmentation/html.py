@@ -1,9 +1,12 @@
 """The self-contained HTML segment report: tables and matplotlib plots as embedded PNGs.
 
-Nothing is fetched when the page is opened (no scripts, fonts or images from the network). Plots:
-the quality metrics by k (inertia with the knee marked, silhouette, Calinski-Harabasz,
-Davies-Bouldin, stability), a 2-D PCA view and a t-SNE view of a fixed-seed sample of customers,
-the dendrogram of a Ward model, a heatmap of each segment's z-scores and the segment sizes.
+Nothing is fetched when the page is opened (no scripts, fonts or images from the network). Each
+plot answers one question and is drawn only when it has data: the segment sizes, a heatmap of
+each segment's z-scores (labels in black or white by the cell's luminance), the quality metrics
+by k (only when several k were tried), a 2-D PCA view and a t-SNE view of a fixed-seed sample of
+customers (by segment name), the dendrogram of a Ward model, and the segment sizes over time
+(when the store has more than one assignment). The make-up of the segments by the columns not
+clustered on, with its chi-square tests, and the customers left unsegmented are tables.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import base64
 import html
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,23 +54,31 @@ def render_html(
     sample = features.iloc[rows]
     labels = estimator.predict(sample)
     space = estimator.transform_space(sample)
+    names = {int(s["id"]): f"{s['id']} {s['name']}" for s in data["segments"]}
     parts = [
         f"<h1>Segmentation model v{model['version']}</h1>",
         f"<p>{_e(model['algorithm'])}, {model['k']} segments on "
         f"{_e(', '.join(model['features']))}; fitted at {_e(str(model['fitted_at']))}.</p>",
         f"<p><b>Why this k:</b> {_e(model['k_reason'])}.</p>",
+        *(f"<p><b>Warning:</b> {_e(w)}</p>" for w in data.get("warnings", [])),
         "<h2>Segments</h2>",
         _profiles_table(data),
+        f"<p>{_e(str(data.get('naming', '')).capitalize())}.</p>" if data.get("naming") else "",
+        _not_segmented(data),
         _img(_sizes_plot(data), "Segment sizes"),
         _img(_heatmap(data, list(model["features"])), "Profile heatmap (z-scores)"),
         "<h2>Choosing k</h2>",
         _metrics_table(data),
-        _img(_metrics_plot(data), "Quality metrics by k"),
+        _img(_metrics_plot(data), "Quality metrics by k")
+        if len(data["k_search"]) > 1
+        else f"<p>k = {model['k']} was fixed, so there is no curve over k to draw: the table "
+        "scores that k alone.</p>",
         "<h2>Customers in two dimensions</h2>",
         f"<p>A fixed-seed sample of {len(sample):,} customers in the preprocessed space.</p>",
-        _img(_pca_plot(space, labels), "PCA"),
+        _img(_pca_plot(space, labels, names), "PCA"),
         _img(
-            _tsne_plot(space[: max(tsne_sample, 0)], labels[: max(tsne_sample, 0)], seed), "t-SNE"
+            _tsne_plot(space[: max(tsne_sample, 0)], labels[: max(tsne_sample, 0)], seed, names),
+            "t-SNE",
         ),
     ]
     linkage = getattr(estimator.clusterer_, "linkage_", None)
@@ -76,6 +87,14 @@ def render_html(
     parts += ["<h2>Preprocessing</h2>", _preprocessing(data)]
     if data.get("migration"):
         parts += ["<h2>Migration from the previous version</h2>", _migration_table(data)]
+    if data.get("makeup"):
+        parts += ["<h2>Make-up by the columns not clustered on</h2>", _makeup(data, names)]
+    history = data.get("history") or []
+    if len(history) > 1:
+        parts += [
+            "<h2>Segment sizes over time</h2>",
+            _img(_history_plot(history, names), "Segment sizes over time"),
+        ]
     body = "\n".join(parts)
     return (
         "<!doctype html>\n<html><head><meta charset='utf-8'>"
@@ -208,28 +227,46 @@ def _metrics_plot(data: dict[str, Any]) -> str:
     return _png(figure)
 
 
-def _scatter(points: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], title: str) -> str:
+def _scatter(
+    points: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.int64],
+    title: str,
+    names: Mapping[int, str],
+) -> str:
     figure = Figure(figsize=(7, 5.5))
     ax = figure.subplots()
     for segment in np.unique(labels):
         mine = labels == segment
-        ax.scatter(points[mine, 0], points[mine, 1], s=6, alpha=0.6, label=f"segment {segment}")
+        label = names.get(int(segment), f"segment {segment}")
+        ax.scatter(points[mine, 0], points[mine, 1], s=6, alpha=0.6, label=label)
     ax.set_title(title)
     ax.legend(markerscale=3, fontsize=8)
     return _png(figure)
 
 
-def _pca_plot(space: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> str:
+def _pca_plot(
+    space: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], names: Mapping[int, str]
+) -> str:
     if space.shape[1] < 2:
         space = np.column_stack([space, np.zeros(len(space))])
     pca = PCA(n_components=2).fit(space)
     explained = pca.explained_variance_ratio_.sum()
-    return _scatter(pca.transform(space), labels, f"PCA ({explained:.0%} of the variance)")
+    return _scatter(
+        pca.transform(space),
+        labels,
+        f"Segments in the first two principal components ({explained:.0%} of the variance)",
+        names,
+    )
 
 
-def _tsne_plot(space: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], seed: int) -> str:
+def _tsne_plot(
+    space: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.int64],
+    seed: int,
+    names: Mapping[int, str],
+) -> str:
     if len(space) < 5:
-        return _scatter(np.zeros((len(space), 2)), labels, "t-SNE (too few customers)")
+        return _scatter(np.zeros((len(space), 2)), labels, "t-SNE (too few customers)", names)
     perplexity = float(min(30, (len(space) - 1) / 3))
     # One thread: Barnes-Hut t-SNE on a thousand points runs a thousand short OpenMP loops,
     # where thread start-up (and, on a busy machine, spinning) costs more than it saves.
@@ -239,7 +276,7 @@ def _tsne_plot(space: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], se
         points = TSNE(
             n_components=2, perplexity=perplexity, init="pca", random_state=seed
         ).fit_transform(space)
-    return _scatter(points, labels, f"t-SNE of {len(space):,} customers")
+    return _scatter(points, labels, f"Segments in a t-SNE map of {len(space):,} customers", names)
 
 
 def _dendrogram(linkage: npt.NDArray[np.float64]) -> str:
@@ -265,8 +302,82 @@ def _heatmap(data: dict[str, Any], features: Sequence[str]) -> str:
     ax.set_yticks(range(len(segments)), [f"{s['id']} {s['name']}" for s in segments])
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=8)
+            # Dark cells (deep red or blue) get white labels, light ones black.
+            colour = "white" if _luminance(image.cmap(image.norm(matrix[i, j]))) < 0.5 else "black"
+            ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=8, color=colour)
     figure.colorbar(image, ax=ax, label="z-score")
+    return _png(figure)
+
+
+def _luminance(rgba: Any) -> float:
+    """Relative luminance (ITU-R BT.709 weights) of a colour with channels in 0..1."""
+    red, green, blue = (float(c) for c in tuple(rgba)[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def _not_segmented(data: dict[str, Any]) -> str:
+    left_out = data.get("not_segmented") or {}
+    if not left_out.get("customers"):
+        return ""
+    shown = ", ".join(left_out["customer_ids"])
+    more = left_out["customers"] - len(left_out["customer_ids"])
+    return (
+        f"<p><b>Not segmented:</b> {left_out['customers']:,} customers, "
+        f"{_e(left_out['reason'])}: {_e(shown)}{f' and {more:,} more' if more else ''}. "
+        'Campaigns for every segment ("*") still reach them.</p>'
+    )
+
+
+def _makeup(data: dict[str, Any], names: Mapping[int, str]) -> str:
+    parts = []
+    for part in data["makeup"]:
+        segments = list(part["shares"])
+        head = "".join(f"<th>{_e(names.get(int(s), s))}</th>" for s in segments)
+        rows = "".join(
+            f"<tr><td class='l'>{_e(c)}</td>"
+            + "".join(
+                f"<td>{part['shares'][s].get(c, 0.0):.1%} ({part['counts'][s].get(c, 0):,})</td>"
+                for s in segments
+            )
+            + "</tr>"
+            for c in part["categories"]
+        )
+        test = (
+            f"<p>Chi-square test of independence: chi2 = {part['chi2']:,.1f}, dof = "
+            f"{part['dof']}, p = {part['p_value']:.3g}, Cramér's V = {part['cramers_v']:.2f}; "
+            f"{part['low_expected_share']:.0%} of cells expect fewer than 5 customers.</p>"
+            if part["p_value"] is not None
+            else ""
+        )
+        parts.append(
+            f"<h3>{_e(part['column'])} ({_e(part['categories_from'])})</h3><table><tr>"
+            f"<th class='l'>{_e(part['column'])}</th>{head}</tr>{rows}</table>{test}"
+        )
+    if data.get("makeup_skipped"):
+        parts.append(
+            "<p>Not broken down: "
+            + _e("; ".join(f"{s['column']} ({s['reason']})" for s in data["makeup_skipped"]))
+            + ".</p>"
+        )
+    return "\n".join(parts)
+
+
+def _history_plot(history: list[dict[str, Any]], names: Mapping[int, str]) -> str:
+    times = [np.datetime64(row["at"]) for row in history]
+    segments = sorted({int(s) for row in history for s in row["sizes"]})
+    figure = Figure(figsize=(8, 4))
+    ax = figure.subplots()
+    for segment in segments:
+        ax.plot(
+            times,
+            [row["sizes"].get(str(segment), 0) for row in history],
+            marker="o",
+            label=names.get(segment, f"segment {segment}"),
+        )
+    ax.set_ylabel("customers")
+    ax.set_title("How many customers each segment held after each run")
+    ax.legend(fontsize=8)
+    figure.autofmt_xdate()
     return _png(figure)
 
 

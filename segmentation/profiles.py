@@ -1,20 +1,28 @@
 """What each segment looks like: sizes, shares, typical values, and a descriptive name.
 
-A name is read off the segment's z-scores (how far its mean lies from the population mean, in
-population standard deviations) for three RFM columns:
+A name is read off each segment's *position* in the whole distribution: for a column, the
+percentile rank among all customers of the segment's median (the share of customers below it,
+ties counted half), from 0 to 1. For three RFM columns:
 
-- spend, from ``monetary``: ``High`` when ``z >= 0.5``, ``Low`` when ``z <= -0.2``, else ``Mid``;
-- ``recency`` (days since the last purchase): ``recent`` when ``z < 0``, else ``lapsed``;
-- ``frequency``: ``frequent`` when ``z > 0``, else ``occasional``;
+- spend, from ``monetary``, by terciles and the top decile: ``Top spend`` when the segment's
+  median customer spends at least as much as 90 % of all customers (position at least 0.9, the
+  90th percentile), ``High spend`` from the 67th percentile (2/3), ``Mid spend`` from the 33rd
+  (1/3), and ``Low spend`` below it;
+- ``recency`` (days since the last purchase), by the median: ``recent`` when the segment's
+  median lies below the population's (position under 0.5), else ``lapsed``;
+- ``frequency``, by the median: ``frequent`` above it, else ``occasional``;
 
-giving e.g. ``"High spend, recent, frequent"``. The spend band is asymmetric because spending is
-skewed to the right: a few large customers lift the mean and the standard deviation, so a
-segment of ordinary small buyers sits only a little below the mean (its z-score cannot fall below
-``-mean / std``, about -0.45 on the CDNOW data), while big spenders sit far above it. A column
-missing from the data drops its term. With none of the three (customer tables such as the
-Wholesale layout) the name lists the two columns farthest from the population, such as ``"High
-Grocery, high Detergents_Paper"``, or ``"Typical"`` when no column is a quarter of a standard
-deviation away.
+giving e.g. ``"High spend, recent, frequent"``. Positions do not depend on how skewed a column
+is: a segment whose median customer spends less than two thirds of all customers is never
+called high spend because a few very large customers stretch the scale (a z-score cut-off let a
+segment with a mean of £280, the lowest of three, be "Mid spend"). Recency is relative to the
+customers: a log that ended long before ``--at`` makes everyone lapsed in absolute terms, and
+``campaign data profile`` warns about that.
+
+A constant column has no position and drops its term. Without the three (customer tables such as
+the Wholesale layout) the name lists the two columns whose medians lie farthest from the middle,
+outside the middle third (below the 33rd or above the 67th percentile), such as ``"High
+Grocery, high Detergents_Paper"``, or ``"Typical"`` when none does.
 
 Two segments can get the same name; the one with the smaller id (the higher spending one) keeps
 it and the others get ``" (2)"``, ``" (3)"``, … appended, so names are unique within a model.
@@ -24,18 +32,23 @@ Business names from the configuration replace the automatic ones with :func:`pro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-#: z-score of mean spend at or above which a segment is "High spend".
-HIGH_SPEND_Z = 0.5
-#: z-score of mean spend at or below which a segment is "Low spend".
-LOW_SPEND_Z = -0.2
-#: Without RFM columns, the smallest |z-score| that a column needs to appear in a name.
-TRAIT_Z = 0.25
+#: Position of the median spend from which a segment is "Top spend" (the 90th percentile).
+TOP_SPEND = 0.9
+#: Position of the median spend from which a segment is "High spend" (the 67th percentile).
+HIGH_SPEND = 2 / 3
+#: Position of the median spend below which a segment is "Low spend" (the 33rd percentile).
+LOW_SPEND = 1 / 3
+#: Recency and frequency are split at the population median.
+MIDDLE = 0.5
+#: Without RFM columns, a column appears in a name when its position is outside the middle
+#: third: at most 1/3 or at least 2/3.
+TRAIT_DISTANCE = 1 / 6
 #: The column whose sum is a segment's revenue: ``monetary``, else ``total_spend`` (see
 #: :func:`spend_column`).
 SPEND_COLUMNS: tuple[str, ...] = ("monetary", "total_spend")
@@ -63,6 +76,9 @@ class SegmentProfile:
     zscores:
         Per column: (segment mean - population mean) / population standard deviation, 0 for a
         constant column.
+    positions:
+        Per non-constant column: the percentile rank (0 to 1) of the segment's median among all
+        customers, ties counted half; the name is read from these.
     """
 
     segment_id: int
@@ -73,6 +89,26 @@ class SegmentProfile:
     means: dict[str, float]
     medians: dict[str, float]
     zscores: dict[str, float]
+    positions: dict[str, float] = field(default_factory=dict)
+
+
+def positions_of(X: pd.DataFrame, medians: pd.DataFrame) -> list[dict[str, float]]:
+    """Per row of ``medians`` (one per segment), the position of each value among the values of
+    the same column of ``X``: (customers below + customers equal / 2) / customers. Constant and
+    empty columns are left out."""
+    rows: list[dict[str, float]] = [{} for _ in range(len(medians))]
+    for column in medians.columns:
+        values = X[column].to_numpy(dtype=np.float64)
+        values = np.sort(values[~np.isnan(values)])
+        if len(values) == 0 or values[0] == values[-1]:
+            continue
+        wanted = medians[column].to_numpy(dtype=np.float64)
+        below = np.searchsorted(values, wanted, side="left")
+        upto = np.searchsorted(values, wanted, side="right")
+        for i, (lo, hi, value) in enumerate(zip(below, upto, wanted, strict=True)):
+            if not np.isnan(value):
+                rows[i][str(column)] = float((lo + hi) / 2 / len(values))
+    return rows
 
 
 def profile_segments(
@@ -108,7 +144,9 @@ def profile_segments(
 
     mean_rows, median_rows = _rows(means.fillna(0.0)), _rows(medians.fillna(0.0))
     z_rows = _rows(zscores)
-    names = unique_names([describe(z_rows[i], ids[i]) for i in range(len(ids))])
+    present = medians.where(pd.Series(sizes, index=ids) > 0, axis=0)
+    position_rows = positions_of(X, present)
+    names = unique_names([describe(position_rows[i], ids[i]) for i in range(len(ids))])
     return [
         SegmentProfile(
             segment_id=ids[i],
@@ -119,6 +157,7 @@ def profile_segments(
             means=mean_rows[i],
             medians=median_rows[i],
             zscores=z_rows[i],
+            positions=position_rows[i],
         )
         for i in range(len(ids))
     ]
@@ -133,39 +172,44 @@ def spend_column(X: pd.DataFrame) -> str | None:
     return None
 
 
-def describe(zscores: Mapping[str, float], segment_id: int) -> str:
-    """The automatic name of a segment from its z-scores (see the module docstring)."""
+def describe(positions: Mapping[str, float], segment_id: int) -> str:
+    """The automatic name of a segment from its positions (see the module docstring)."""
     rfm = ("monetary", "recency", "frequency")
-    if all(zscores.get(column, 0.0) == 0.0 for column in rfm):
-        # No RFM information (no transaction log: every z-score is exactly 0): name by traits.
-        traits = {k: v for k, v in zscores.items() if k not in rfm}
-        return _describe_traits(traits, segment_id)
     parts = []
-    if "monetary" in zscores:
-        z = zscores["monetary"]
-        level = "High" if z >= HIGH_SPEND_Z else "Low" if z <= LOW_SPEND_Z else "Mid"
+    if "monetary" in positions:
+        p = positions["monetary"]
+        level = (
+            "Top"
+            if p >= TOP_SPEND
+            else "High"
+            if p >= HIGH_SPEND
+            else "Mid"
+            if p >= LOW_SPEND
+            else "Low"
+        )
         parts.append(f"{level} spend")
-    if "recency" in zscores:
-        # Recency counts days since the last purchase: below average means recent.
-        parts.append("recent" if zscores["recency"] < 0 else "lapsed")
-    if "frequency" in zscores:
-        parts.append("frequent" if zscores["frequency"] > 0 else "occasional")
+    if "recency" in positions:
+        # Recency counts days since the last purchase: below the median means recent.
+        parts.append("recent" if positions["recency"] < MIDDLE else "lapsed")
+    if "frequency" in positions:
+        parts.append("frequent" if positions["frequency"] > MIDDLE else "occasional")
     if not parts:
-        return _describe_traits(zscores, segment_id)
+        traits = {k: v for k, v in positions.items() if k not in rfm}
+        return _describe_traits(traits, segment_id)
     name = ", ".join(parts)
     return name[0].upper() + name[1:]
 
 
-def _describe_traits(zscores: Mapping[str, float], segment_id: int) -> str:
-    """Without RFM columns: the (at most) two columns farthest from the population mean, at
-    least :data:`TRAIT_Z` away, as in ``"High Grocery, low Fresh"``."""
+def _describe_traits(positions: Mapping[str, float], segment_id: int) -> str:
+    """Without RFM columns: the (at most) two columns whose positions lie farthest from the
+    middle, outside the middle third, as in ``"High Grocery, low Fresh"``."""
     strongest = sorted(
-        ((name, z) for name, z in zscores.items() if abs(z) >= TRAIT_Z),
-        key=lambda item: (-abs(item[1]), item[0]),
+        ((name, p) for name, p in positions.items() if abs(p - MIDDLE) >= TRAIT_DISTANCE - 1e-12),
+        key=lambda item: (-abs(item[1] - MIDDLE), item[0]),
     )[:2]
     if not strongest:
-        return "Typical" if zscores else f"Segment {segment_id}"
-    name = ", ".join(f"{'high' if z > 0 else 'low'} {column}" for column, z in strongest)
+        return "Typical" if positions else f"Segment {segment_id}"
+    name = ", ".join(f"{'high' if p > MIDDLE else 'low'} {column}" for column, p in strongest)
     return name[0].upper() + name[1:]
 
 

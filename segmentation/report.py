@@ -55,6 +55,7 @@ def report_data(
                 "means": dict(p["means"]),
                 "medians": dict(p["medians"]),
                 "zscores": dict(p["zscores"]),
+                "positions": dict(p.get("positions", {})),
             }
             for p in profiles
         ],
@@ -64,7 +65,7 @@ def report_data(
         "preprocessing": estimator.preprocessing_,
         "migration": _migration(migration),
     }
-    return _clean(data)  # type: ignore[no-any-return]
+    return clean(data)  # type: ignore[no-any-return]
 
 
 def _migration(matrix: pd.DataFrame | None) -> dict[str, dict[str, int]] | None:
@@ -76,12 +77,12 @@ def _migration(matrix: pd.DataFrame | None) -> dict[str, dict[str, int]] | None:
     }
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     """Replace NaN and infinities (not JSON) by None, recursively."""
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     return value

@@ -531,7 +531,15 @@ def test_cdnow_master(tmp_path: Path, shared_data: Path) -> None:
         "date_format": "%Y%m%d",
         "columns": CDNOW_COLUMNS,
     }
-    shop = load_files(files_source(tmp_path, transactions), tmp_path)
+    source = files_source(tmp_path, transactions)
+    # By default the 255 lines that repeat an earlier line exactly are set aside too.
+    assert load_files(source, tmp_path).quarantined == {
+        "non_positive_price": 80,
+        "duplicate_line": 255,
+    }
+    # CDNOW has no invoice numbers: two identical lines may be two orders. Kept, the totals are
+    # those of SOURCE.md.
+    shop = load_files(source.model_copy(update={"duplicates": "keep"}), tmp_path)
     tx = shop.transactions
     # 69,659 lines in; 80 of them have a dollar value of 0.00 and are set aside.
     assert shop.quarantined == {"non_positive_price": 80}
@@ -656,3 +664,85 @@ def test_a_files_source_needs_a_table(tmp_path: Path) -> None:
         f"{path}:1: source: needs [source.transactions], [source.customers] or both; "
         "neither is given"
     )
+
+
+def test_exact_duplicate_lines_are_quarantined_and_counted(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_text(
+        "order,who,sku,qty,price,when\n"
+        "A1,c1,p1,1,2.50,2024-01-02 10:00\n"
+        "A1,c1,p1,1,2.50,2024-01-02 10:00\n"  # line 3: a repeat of line 2
+        "A1,c1,p2,1,2.50,2024-01-02 10:00\n"
+        "A2,c2,p1,2,2.50,2024-01-03 11:00\n"
+        "A1,c1,p1,1,2.50,2024-01-02 10:00\n"  # line 6: again
+        "A3,,p1,1,2.50,2024-01-04 11:00\n"
+        "A3,,p1,1,2.50,2024-01-04 11:00\n",  # a repeat, but first of all without a customer
+        encoding="utf-8",
+    )
+    columns = {
+        "invoice": "order",
+        "customer_id": "who",
+        "product_id": "sku",
+        "quantity": "qty",
+        "unit_price": "price",
+        "invoiced_at": "when",
+    }
+    source = files_source(tmp_path, {"path": tmp_path / "sales.csv", "columns": columns})
+    shop = load_files(source, tmp_path)
+    assert shop.quarantined == {"missing_customer_id": 2, "duplicate_line": 2}
+    assert len(shop.transactions) == 3
+    written = pd.read_csv(tmp_path / "quarantine" / "transactions.csv", dtype=str)
+    assert written[["line", "reason"]].values.tolist() == [
+        ["3", "duplicate_line"],
+        ["6", "duplicate_line"],
+        ["7", "missing_customer_id"],
+        ["8", "missing_customer_id"],
+    ]
+    kept = load_files(source.model_copy(update={"duplicates": "keep"}), tmp_path)
+    assert kept.quarantined == {"missing_customer_id": 2}
+    assert len(kept.transactions) == 5
+
+
+def test_load_prints_the_duplicate_count(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    (tmp_path / "sales.csv").write_text(
+        "who,qty,amount,when\nc1,1,5,2024-01-02\nc1,1,5,2024-01-02\nc2,1,7,2024-01-02\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "config.toml").write_text(
+        '[source]\ntype = "files"\n[source.transactions]\npath = "sales.csv"\n'
+        '[source.transactions.columns]\ncustomer_id = "who"\nquantity = "qty"\n'
+        'amount = "amount"\ninvoiced_at = "when"\n[channels.export]\ntype = "file"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["load", "-c", str(tmp_path / "config.toml")])
+    assert result.output == (
+        "Loaded 2 customers, 1 products, 2 transaction lines.\nQuarantined rows: duplicate_line 1\n"
+    )
+
+
+@pytest.mark.shared_data
+def test_online_retail_duplicates_equal_pandas(tmp_path: Path, shared_data: Path) -> None:
+    path = shared_data / "online_retail" / "online_retail_2010_2011.parquet"
+    columns = {
+        "invoice": "InvoiceNo",
+        "customer_id": "CustomerID",
+        "product_id": "StockCode",
+        "quantity": "Quantity",
+        "unit_price": "UnitPrice",
+        "invoiced_at": "InvoiceDate",
+        "description": "Description",
+    }
+    shop = load_files(files_source(tmp_path, {"path": path, "columns": columns}), tmp_path)
+    raw = pd.read_parquet(path)
+    # A repeat is counted as a duplicate when no earlier reason applies to it.
+    earlier = (
+        raw["CustomerID"].isna()
+        | (raw["UnitPrice"] <= 0)
+        | (raw["Quantity"] <= 0)
+        | raw["InvoiceNo"].str.startswith("C")
+    )
+    expected = int((raw.duplicated() & ~earlier).sum())
+    assert shop.quarantined["duplicate_line"] == expected == 5_192

@@ -260,29 +260,48 @@ def test_profiles_add_up(rfm: tuple[pd.DataFrame, np.ndarray], fitted: Segmenter
 
 
 def test_names_describe_the_segments(fitted: Segmenter) -> None:
-    # "Fading" customers (100-180 days) are more recent than the average (about 175 days).
+    # The "fading" group's median customer sits exactly at the population's median recency
+    # (position 0.5), which counts as lapsed; its median spend, 60, at the median too.
     assert [p.name for p in fitted.profiles_] == [
+        "Top spend, recent, frequent",
         "High spend, recent, frequent",
-        "Mid spend, recent, frequent",
-        "Low spend, recent, occasional",
+        "Mid spend, lapsed, occasional",
         "Low spend, lapsed, occasional",
     ]
 
 
+def test_positions_are_percentile_ranks_of_the_segment_medians(fitted: Segmenter) -> None:
+    from scipy.stats import percentileofscore
+
+    X = fitted_frame()
+    for profile in fitted.profiles_:
+        for column, position in profile.positions.items():
+            # scipy's "mean" kind: (share below + share at or below) / 2.
+            expected = percentileofscore(X[column], profile.medians[column], kind="mean") / 100
+            assert position == pytest.approx(expected)
+
+
+def fitted_frame() -> pd.DataFrame:
+    return synthetic_rfm()[0]
+
+
 @pytest.mark.parametrize(
-    ("zscores", "name"),
+    ("positions", "name"),
     [
-        ({"monetary": 0.5, "recency": -0.01, "frequency": 0.01}, "High spend, recent, frequent"),
-        ({"monetary": 0.49, "recency": 0.0, "frequency": 0.0}, "Mid spend, lapsed, occasional"),
-        ({"monetary": -0.2, "recency": 1.0, "frequency": -1.0}, "Low spend, lapsed, occasional"),
-        ({"recency": -1.0, "tenure": 2.0}, "Recent"),
-        ({"tenure": 2.0, "age": -0.3, "income": 0.1}, "High tenure, low age"),
-        ({"tenure": 0.1}, "Typical"),
+        ({"monetary": 0.9, "recency": 0.49, "frequency": 0.51}, "Top spend, recent, frequent"),
+        ({"monetary": 0.899, "recency": 0.2, "frequency": 0.8}, "High spend, recent, frequent"),
+        ({"monetary": 2 / 3, "recency": 0.5, "frequency": 0.5}, "High spend, lapsed, occasional"),
+        ({"monetary": 0.66, "recency": 0.5, "frequency": 0.5}, "Mid spend, lapsed, occasional"),
+        ({"monetary": 1 / 3, "recency": 0.9, "frequency": 0.1}, "Mid spend, lapsed, occasional"),
+        ({"monetary": 0.33, "recency": 0.9, "frequency": 0.1}, "Low spend, lapsed, occasional"),
+        ({"recency": 0.1, "tenure": 0.9}, "Recent"),
+        ({"tenure": 0.95, "age": 0.2, "income": 0.6}, "High tenure, low age"),
+        ({"tenure": 0.6}, "Typical"),
         ({}, "Segment 3"),
     ],
 )
-def test_describe_thresholds(zscores: dict[str, float], name: str) -> None:
-    assert describe(zscores, 3) == name
+def test_describe_bands(positions: dict[str, float], name: str) -> None:
+    assert describe(positions, 3) == name
 
 
 def test_names_are_unique_within_a_model(rfm: tuple[pd.DataFrame, np.ndarray]) -> None:
@@ -290,7 +309,7 @@ def test_names_are_unique_within_a_model(rfm: tuple[pd.DataFrame, np.ndarray]) -
     names = [p.name for p in Segmenter(k=8).fit(rfm[0]).profiles_]
 
     assert len(set(names)) == 8
-    assert names[:2] == ["High spend, recent, frequent", "High spend, recent, frequent (2)"]
+    assert names[1:3] == ["High spend, recent, frequent", "High spend, recent, frequent (2)"]
     assert unique_names(["A", "B", "A", "A"]) == ["A", "B", "A (2)", "A (3)"]
 
 
@@ -299,12 +318,12 @@ def test_business_names_override_automatic_ones(fitted: Segmenter) -> None:
 
     assert [p.name for p in named] == [
         "VIP",
-        "Mid spend, recent, frequent",
-        "Low spend, recent, occasional",
+        "High spend, recent, frequent",
+        "Mid spend, lapsed, occasional",
         "Win back",
     ]
     assert named[0].means == fitted.profiles_[0].means
-    assert fitted.profiles_[0].name == "High spend, recent, frequent"  # not modified
+    assert fitted.profiles_[0].name == "Top spend, recent, frequent"  # not modified
 
 
 @pytest.mark.parametrize(
@@ -407,7 +426,7 @@ def test_cdnow_segments(cdnow_rfm: pd.DataFrame) -> None:
     assert profiles[0].revenue_share > 0.45
     assert profiles[0].revenue_share > 3 * profiles[0].share
     assert profiles[-1].revenue_share < 0.1 < 0.3 < profiles[-1].share
-    assert profiles[0].name == "High spend, recent, frequent"
+    assert profiles[0].name == "Top spend, recent, frequent"
     assert profiles[-1].name == "Low spend, lapsed, occasional"
     # Cluster quality in the space k-means works in (log, standardised); measured 0.43.
     space = segmenter.pipeline_[:-1].transform(cdnow_rfm)

@@ -51,13 +51,29 @@ def test_html_page_is_self_contained(model: str) -> None:
     page = render_html(segmenter, data, X, tsne_sample=60)
 
     images = re.findall(r"<img alt='([^']+)' src='data:image/png;base64,", page)
-    assert images == [
-        "Segment sizes",
-        "Profile heatmap (z-scores)",
-        "Quality metrics by k",
-        "PCA",
-        "t-SNE",
-    ]
+    # k is fixed: no curve over k (six panels of one dot each) is drawn; the page says why.
+    assert images == ["Segment sizes", "Profile heatmap (z-scores)", "PCA", "t-SNE"]
+    assert f"k = {segmenter.k_} was fixed, so there is no curve over k to draw" in page
     assert "http" not in page
     assert page.count("<tr>") >= segmenter.k_ + 2  # profiles and metrics tables
     assert "Low spend, lapsed, occasional" in page or "Hibernating" in page
+
+
+def test_quality_by_k_is_drawn_when_several_k_were_tried() -> None:
+    X, _ = synthetic_rfm()
+    segmenter = Segmenter(k="auto", k_range=(2, 4), refits=0).fit(X)
+    data = report_data(segmenter, profiles(segmenter), 1, None)
+    page = render_html(segmenter, data, X, tsne_sample=60)
+    assert "alt='Quality metrics by k'" in page
+    assert "was fixed" not in page
+
+
+def test_heatmap_labels_contrast_with_their_cells() -> None:
+    from matplotlib import colormaps
+
+    from segmentation.html import _luminance
+
+    cmap = colormaps["RdBu_r"]
+    assert _luminance(cmap(1.0)) < 0.5  # dark red: white text
+    assert _luminance(cmap(0.0)) < 0.5  # dark blue: white text
+    assert _luminance(cmap(0.5)) > 0.5  # near white: black text

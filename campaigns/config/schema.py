@@ -83,6 +83,9 @@ class FilesSource(_Model):
     #: The events feed (customer_id, event, occurred_at) that ``event`` triggers fire on.
     events: TableFile | None = None
     quarantine: Path = Path("quarantine")
+    #: Transaction lines that repeat an earlier line exactly: "quarantine" (as duplicate_line)
+    #: or "keep" (load them all, for logs where two identical lines are two real orders).
+    duplicates: Literal["quarantine", "keep"] = "quarantine"
 
     @model_validator(mode="after")
     def _some_table(self) -> FilesSource:

@@ -14,7 +14,7 @@ from campaigns.personalization.errors import PersonalizationError
 from store.tables import PersonalizationModel
 
 #: The kinds of model the store keeps.
-KINDS: tuple[str, ...] = ("propensity", "uplift")
+KINDS: tuple[str, ...] = ("propensity", "uplift", "clv")
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,14 @@ _NAMES = {
 
 
 def report_lines(stored: StoredModel) -> list[str]:
-    """The report of a stored model, as the terminal prints it, ending with whether it beats
-    chance and so whether runs target with it."""
+    """The report of a stored model, as the terminal prints it; propensity and uplift models end
+    with whether they beat chance and so whether runs target with them."""
+    if stored.kind == "clv":
+        from campaigns.personalization.clv import report as clv
+
+        return clv.report_lines(
+            stored.version, f"{stored.created_at:%Y-%m-%d %H:%M} UTC", stored.report
+        )
     lines = _propensity_lines(stored) if stored.kind == "propensity" else _uplift_lines(stored)
     return lines + chance_lines(stored)
 
@@ -113,6 +119,12 @@ def _uplift_lines(stored: StoredModel) -> list[str]:
 
 def render_html(stored: StoredModel) -> str:
     """One page: the report lines, then the plots (no network needed to open it)."""
+    if stored.kind == "clv":
+        from campaigns.personalization.clv import report as clv
+
+        return clv.render_html(
+            stored.version, f"{stored.created_at:%Y-%m-%d %H:%M} UTC", stored.report
+        )
     title = f"{stored.kind.capitalize()} model v{stored.version}"
     body = [f"<h1>{_e(title)}</h1>"]
     body += [f"<p>{_e(line)}</p>" for line in report_lines(stored)]

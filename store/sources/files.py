@@ -47,7 +47,9 @@ from store.frames import (
 
 #: Why a row was set aside. Per table they are checked in this order and the first that applies is
 #: the row's reason (transactions: missing_customer_id, bad_date, bad_number, non_positive_price,
-#: non_positive_quantity, cancelled_invoice, unknown_customer).
+#: non_positive_quantity, cancelled_invoice, duplicate_line, unknown_customer). A duplicate line
+#: repeats an earlier line of the file in every column (the first is kept); ``duplicates =
+#: "keep"`` under [source] loads them all.
 REASONS: Final[tuple[str, ...]] = (
     "missing_customer_id",
     "missing_product_id",
@@ -58,6 +60,7 @@ REASONS: Final[tuple[str, ...]] = (
     "non_positive_price",
     "non_positive_quantity",
     "cancelled_invoice",
+    "duplicate_line",
     "duplicate_customer_id",
     "duplicate_product_id",
     "unknown_customer",
@@ -441,7 +444,9 @@ class _Lines:
     verdict: _Verdict
 
 
-def _transactions(table: _Table, known_customers: pd.Series | None) -> _Lines:
+def _transactions(
+    table: _Table, known_customers: pd.Series | None, duplicates: str = "quarantine"
+) -> _Lines:
     _require(table, "customer_id")
     _require(table, "invoiced_at")
     explicit = table.spec.columns
@@ -485,6 +490,8 @@ def _transactions(table: _Table, known_customers: pd.Series | None) -> _Lines:
     if table.has("invoice"):
         invoice = _text(table.column("invoice"))
         verdict.flag(_mask(invoice.str.startswith("C")), "cancelled_invoice")
+    if duplicates == "quarantine":
+        verdict.flag(frame.duplicated(keep="first").to_numpy(dtype=bool), "duplicate_line")
     if known_customers is not None:
         verdict.flag(~_mask(customer_id.isin(known_customers)), "unknown_customer")
 
@@ -660,13 +667,13 @@ def load_files(source: FilesSource, root: Path) -> ShopData:
     if customer_table is not None:
         customers, customer_verdict = _customers(customer_table)
         lines = (
-            _transactions(tx_table, customers["customer_id"])
+            _transactions(tx_table, customers["customer_id"], source.duplicates)
             if tx_table is not None
             else _no_lines()
         )
     else:
         assert tx_table is not None  # the config requires one of the two
-        lines = _transactions(tx_table, None)
+        lines = _transactions(tx_table, None, source.duplicates)
         customers = _derived_customers(lines)
 
     product_verdict: _Verdict | None = None

@@ -1,0 +1,1 @@
+"""``campaign data profile``: a look at the data before segmenting it."""
