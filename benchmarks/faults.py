@@ -80,6 +80,8 @@ class Outcome:
     store: str
     stage: str
     kills: int = 0
+    #: Of those, kills that fell while messages were being delivered (the driver said so).
+    delivery_kills: int = 0
     expected: int = 0
     lost: int = 0
     #: Messages delivered twice: an exported row twice, or any repeat beyond the one message in
@@ -319,6 +321,7 @@ def chain(
                     what, config, AT + timedelta(days=day), names, rng.uniform(0, length)
                 )
                 outcome.kills += killed is not None
+                outcome.delivery_kills += killed == "Delivering"
             finish(config, AT + timedelta(days=rounds - 1))
         else:
             while outcome.kills < kills and attempts < 4 * kills:
@@ -329,6 +332,8 @@ def chain(
                         continue
                     break  # the run finished before its kill: nothing left to kill here
                 outcome.kills += 1
+                # A kill meant for a stage may land in the next one, delivery included.
+                outcome.delivery_kills += killed == "Delivering"
                 if what == "load" and store_rows(store_url) not in {(0, 0), full}:
                     outcome.mixed_loads += 1
             finish(config, AT)
@@ -344,8 +349,8 @@ def chain(
         repeats[key.split(":")[0]] += max(count - 1, 0)
     for campaign, count in repeats.items():
         # Only a kill during SMTP or webhook delivery may leave a message in flight.
-        if campaign in ("daily-mail", "daily-hook") and stage in ("smtp", "webhook"):
-            allowed = min(count, outcome.kills)
+        if campaign in ("daily-mail", "daily-hook"):
+            allowed = min(count, outcome.delivery_kills)
             outcome.in_flight_repeats += allowed
             outcome.duplicates += count - allowed
         else:

@@ -36,4 +36,4 @@ def test_killed_loads_runs_and_deliveries_lose_nothing_and_double_nothing(
         assert outcome.after_suppression == 0, outcome
         assert outcome.mixed_loads == 0, outcome
         assert outcome.notes == [], outcome
-        assert outcome.in_flight_repeats <= outcome.kills, outcome
+        assert outcome.in_flight_repeats <= outcome.delivery_kills, outcome
