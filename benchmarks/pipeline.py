@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from campaigns.config import load_config
-from campaigns.run import RunResult, run_campaigns
+from campaigns.run import run_campaigns
+from campaigns.summary import RunResult
 from store.engine import connect
 from store.migrate import drop_everything
 
@@ -91,7 +92,10 @@ def table(title: str, clock: StageClock, total: float, result: RunResult) -> str
         )
     lines.append("-" * 54)
     lines.append(f"{'total':<18} {total:>9.2f} {peak_rss_mib():>13,.0f}")
-    lines.append(f"new messages: {result.new_messages:,}; sent: {result.sent:,}")
+    totals = result.totals
+    lines.append(
+        f"new messages: {totals.planned:,}; sent: {totals.sent:,}; deferred: {totals.deferred:,}"
+    )
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from campaigns.inputs import gather_inputs
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
 from campaigns.run import prepare
+from campaigns.validate import validate_templates
 from segmentation import RFM_COLUMNS
 from store.engine import opened_store
 from store.frames import CUSTOMER_COLUMNS
@@ -70,6 +71,8 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
     A template that reads a variable or attribute the context lacks fails here, with template
     name and line, instead of at send time.
     """
+    # Names, syntax and customer attributes first, with the config line (as a run checks them).
+    validate_templates(config, include_disabled=True)
     now = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
     with opened_store(config.store.url, config.root) as engine:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -18,10 +18,15 @@ from store.sources.files import load_files
 
 
 def read_source(config: Config, today: datetime) -> ShopData:
-    """Read the configured source: generate the demo shop, or load and clean the files."""
+    """Read the configured source: generate the demo shop, or load and clean the files.
+
+    The demo shop's history ends at ``source.end`` if the config sets it, else at ``today`` (the
+    time of the run that first fills the store, to the minute): a run at a given ``--at`` on a
+    fresh workspace always sees the same shop.
+    """
     source = config.source
     if isinstance(source, DemoSource):
-        end = source.end or today.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = source.end or today.replace(second=0, microsecond=0)
         return generate_demo_shop(source.customers, source.seed, end)
     return load_files(source, config.root)
 
@@ -41,17 +46,18 @@ def load_data(
 
 
 def ensure_data(
-    engine: Engine, config: Config, progress: Progress | None = None
+    engine: Engine, config: Config, at: datetime, progress: Progress | None = None
 ) -> tuple[ShopData, bool]:
     """The shop in the store, loading it from the source first when the store is empty.
+
+    ``at`` is the time of the run: the demo shop's history ends there (see :func:`read_source`).
 
     :return: the data, and whether it was loaded just now
     """
     if count_customers(engine) > 0:
         (progress or quiet)("Reading store", 0, None)
         return load_shop(engine), False
-    today = datetime.now(UTC).replace(tzinfo=None)
-    return load_data(engine, config, today, progress), True
+    return load_data(engine, config, at, progress), True
 
 
 def loaded_at(engine: Engine) -> str | None:

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import combinations
+from typing import Any
 
 import pandas as pd
 
@@ -56,6 +57,31 @@ class Forecast:
     #: Campaigns that send nothing in the horizon, with the reason.
     never: dict[str, str] = field(default_factory=dict)
     runs: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The forecast as ``campaign forecast --format json`` prints it."""
+        return {
+            "start": self.start.isoformat(timespec="seconds"),
+            "days": self.days,
+            "simulated_runs": self.runs,
+            "per_day": [
+                {
+                    "day": day,
+                    "messages": {name: int(n) for name, n in sorted(self.per_day[day].items())},
+                    "customers_by_messages": {
+                        str(k): int(n) for k, n in sorted(self.pressure.get(day, {}).items())
+                    },
+                }
+                for day in sorted(self.per_day)
+            ],
+            "held_back_by_caps": {n: int(c) for n, c in sorted(self.cap_collisions.items()) if c},
+            "overlaps": [
+                {"campaigns": [a, b], "customer_days": int(n)}
+                for (a, b), n in sorted(self.overlaps.items())
+            ],
+            "never_sends": dict(self.never),
+            "warnings": self.warnings(),
+        }
 
     def warnings(self) -> list[str]:
         """The findings ``campaign check`` warns about: overlaps and campaigns that never fire."""

@@ -7,7 +7,6 @@ the same plan. Conditions, audiences, caps and arbitration are vectorised over t
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -40,8 +39,12 @@ DISABLED = "disabled"
 NO_TRIGGER = "nobody triggered it"
 
 # Why a customer in an audience gets no message.
-ALREADY_SENT = "already sent for this occasion"
+ALREADY_SENT = "already in the outbox for this occasion"
 NOT_TARGETED = "below the targeting cut"
+SUPPRESSED = "suppressed"
+LOWER_PRIORITY = "lower priority"
+CAMPAIGN_CAP = "campaign cap"
+GLOBAL_CAP = "frequency cap"
 UNSEGMENTED = "not segmented"
 
 #: The segment id of customers the model does not segment (they have no usable purchase): a
@@ -49,14 +52,47 @@ UNSEGMENTED = "not segmented"
 NOT_SEGMENTED = 0
 #: What reports call them.
 NOT_SEGMENTED_NAME = "Not segmented"
-SUPPRESSED = "suppressed"
-LOWER_PRIORITY = "lower priority"
-CAMPAIGN_CAP = "campaign cap"
-GLOBAL_CAP = "frequency cap"
 
 #: Columns of :attr:`CampaignPlan.audience` and ``selected`` (``position``: the customer's row
 #: in the planned customer table).
 SELECTED_COLUMNS = ["customer_id", "segment_id", "window", "position"]
+
+#: Columns of :attr:`CampaignPlan.left_out_rows`: who was left out, and the reason.
+LEFT_OUT_COLUMNS = ["position", "segment_id", "reason"]
+
+
+#: Every reason a matched customer is left out, in the order the planner applies them.
+LEFT_OUT_REASONS = (
+    UNSEGMENTED,
+    NOT_TARGETED,
+    ALREADY_SENT,
+    SUPPRESSED,
+    CAMPAIGN_CAP,
+    GLOBAL_CAP,
+    LOWER_PRIORITY,
+)
+
+
+def _left_frame(
+    positions: npt.NDArray[np.int64], segments: npt.NDArray[np.int64], codes: npt.NDArray[np.int8]
+) -> pd.DataFrame:
+    """:data:`LEFT_OUT_COLUMNS` from arrays; reasons as codes into :data:`LEFT_OUT_REASONS`
+    (no string is made per customer)."""
+    return pd.DataFrame(
+        {
+            "position": positions,
+            "segment_id": segments,
+            "reason": pd.Categorical.from_codes(codes, categories=pd.Index(LEFT_OUT_REASONS)),
+        }
+    )
+
+
+def _no_rows() -> pd.DataFrame:
+    return _left_frame(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
+
+
+def _code(reason: str) -> int:
+    return LEFT_OUT_REASONS.index(reason)
 
 
 @dataclass(frozen=True)
@@ -93,9 +129,13 @@ class CampaignPlan:
     """One campaign in one run.
 
     ``audience`` holds the customers its segments, condition and trigger select (``customer_id``,
-    ``segment_id``, ``window``); ``selected`` those who get a message after suppression, caps and
-    arbitration; ``left_out`` counts the rest by reason. ``window`` is the trigger window: for a
-    schedule the fire time, for per-customer triggers the customer's own occasion.
+    ``segment_id``, ``window``) who may still get its message; ``selected`` those who get a
+    message after suppression, caps and arbitration; ``left_out`` counts everyone the campaign
+    matched but will not message, by reason, and ``left_out_rows`` names them (``position`` in the
+    customer table, ``segment_id``, ``reason``): those left out before the audience (below the
+    targeting cut, already in the outbox for this occasion) and those left out of it. ``window`` is
+    the trigger window: for a schedule the fire time, for per-customer triggers the customer's
+    own occasion.
     """
 
     name: str
@@ -105,6 +145,7 @@ class CampaignPlan:
     audience: pd.DataFrame
     selected: pd.DataFrame
     left_out: Mapping[str, int] = field(default_factory=dict)
+    left_out_rows: pd.DataFrame = field(default_factory=_no_rows)
 
 
 def resolve_segments(
@@ -246,16 +287,16 @@ def _audience(
     condition = campaign.condition()
     if condition is not None and mask.any():
         mask &= condition.evaluate(table.frame, inputs.at).to_numpy(dtype=bool)
-    unsegmented = 0
+    unsegmented = np.zeros(0, np.int64)
     if count_unsegmented:
         outside = mask & (table.segments == NOT_SEGMENTED)
-        unsegmented = int(outside.sum())
+        unsegmented = np.flatnonzero(outside)
         mask &= ~outside
-    untargeted = 0
+    untargeted = np.zeros(0, np.int64)
     if campaign.target is not None and mask.any():
-        before = int(mask.sum())
+        before = mask
         mask = _targeted(name, campaign.target, table, mask)
-        untargeted = before - int(mask.sum())
+        untargeted = np.flatnonzero(before & ~mask)
     rows = np.flatnonzero(mask)
     # Object columns: pandas would otherwise copy every id into a new string array.
     audience = pd.DataFrame(
@@ -273,11 +314,13 @@ def _audience(
             "position": rows,
         }
     )
-    left_out: dict[str, int] = {NOT_TARGETED: untargeted} if untargeted else {}
-    if unsegmented:
-        left_out[UNSEGMENTED] = unsegmented
-    if occasions is not None and len(audience):
-        # A per-customer occasion (an entry, an inactive spell, an event) is messaged once.
+    left: list[tuple[npt.NDArray[np.int64], str]] = [
+        (unsegmented, UNSEGMENTED),
+        (untargeted, NOT_TARGETED),
+    ]
+    if len(audience) and (occasions is not None or status == DUE):
+        # A per-customer occasion (an entry, an inactive spell, an event) is messaged once; so is
+        # a schedule's window, which a run killed before it recorded the window may have begun.
         sent = inputs.already_sent(name, audience["window"].unique().tolist())
         if sent:
             keys = [
@@ -286,12 +329,27 @@ def _audience(
             ]
             fresh = np.array([k not in sent for k in keys], dtype=bool)
             if not fresh.all():
-                left_out[ALREADY_SENT] = int((~fresh).sum())
+                left.append((rows[~fresh], ALREADY_SENT))
                 audience = audience.loc[fresh].reset_index(drop=True)
     if status == DUE and audience.empty and occasions is not None:
         status = NO_TRIGGER
     selected = audience if status == DUE else audience.iloc[0:0]
-    return CampaignPlan(name, campaign, status, window, audience, selected, left_out)
+    left_rows = _left_rows(left, table)
+    return CampaignPlan(
+        name, campaign, status, window, audience, selected, _counts(left_rows), left_rows
+    )
+
+
+def _left_rows(left: list[tuple[npt.NDArray[np.int64], str]], table: _Table) -> pd.DataFrame:
+    """Customers left out, as :data:`LEFT_OUT_COLUMNS`, from (positions, reason) pairs."""
+    positions = np.concatenate([p for p, _ in left]).astype(np.int64)
+    codes = np.concatenate([np.full(len(p), _code(r), np.int8) for p, r in left])
+    return _left_frame(positions, table.segments[positions], codes)
+
+
+def _counts(rows: pd.DataFrame) -> dict[str, int]:
+    found = np.bincount(rows["reason"].cat.codes.to_numpy(), minlength=len(LEFT_OUT_REASONS))
+    return {reason: int(n) for reason, n in zip(LEFT_OUT_REASONS, found, strict=True) if n}
 
 
 def _targeted(
@@ -384,24 +442,38 @@ def _arbitrate(
     arbitrated: dict[str, CampaignPlan] = {}
     for plan in due:
         rows = plan.audience["position"].to_numpy(dtype=np.int64)
-        left_out: Counter[str] = Counter(plan.left_out)
+        # Each step's leavers, in order: a customer is left out for the first reason that applies.
+        steps: list[tuple[npt.NDArray[np.bool_], str]] = []
         keep = ~suppressed[rows]
-        left_out[SUPPRESSED] = int((~keep).sum())
+        steps.append((~keep, SUPPRESSED))
         for cap in plan.config.caps:
             under = table.cap_counts(cap, inputs.at, plan.name)[rows] < cap.messages
-            left_out[CAMPAIGN_CAP] += int((keep & ~under).sum())
+            steps.append((keep & ~under, CAMPAIGN_CAP))
             keep &= under
         for cap, counts in zip(settings.caps, global_used, strict=True):
             under = counts[rows] < cap.messages
-            left_out[GLOBAL_CAP] += int((keep & ~under).sum())
+            steps.append((keep & ~under, GLOBAL_CAP))
             keep &= under
         under = taken_this_run[rows] < settings.max_messages_per_customer_per_run
-        left_out[LOWER_PRIORITY] += int((keep & ~under).sum())
+        steps.append((keep & ~under, LOWER_PRIORITY))
         keep &= under
         taken = rows[keep]
         taken_this_run[taken] += 1
         for counts in global_used:
             counts[taken] += 1
+        earlier = plan.left_out_rows
+        gone = [rows[mask] for mask, _ in steps]
+        positions = np.concatenate([earlier["position"].to_numpy(np.int64), *gone])
+        codes = np.concatenate(
+            [
+                earlier["reason"].cat.codes.to_numpy(np.int8),
+                *(
+                    np.full(len(g), _code(reason), np.int8)
+                    for g, (_, reason) in zip(gone, steps, strict=True)
+                ),
+            ]
+        )
+        left_rows = _left_frame(positions, table.segments[positions], codes)
         arbitrated[plan.name] = CampaignPlan(
             plan.name,
             plan.config,
@@ -409,7 +481,8 @@ def _arbitrate(
             plan.window,
             plan.audience,
             plan.audience.loc[keep],
-            {reason: n for reason, n in left_out.items() if n},
+            _counts(left_rows),
+            left_rows,
         )
     return [arbitrated.get(p.name, p) for p in plans]
 

@@ -104,8 +104,8 @@ def suggest_campaigns(config: Config, at: datetime | None = None) -> Suggestions
                 "no segmentation model in the store yet; run 'campaign segment fit' first"
             )
         model = load_model(stored, config.segmentation)
-        shop, _ = ensure_data(engine, config)
         when = at or stored.created_at
+        shop, _ = ensure_data(engine, config, when)
         features = segment_features(shop, config.segmentation, when)
         ids = assign(model, features, config.segmentation)
         table = with_lifetime_value(engine, features, shop.transactions, when)

@@ -10,69 +10,57 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, col, select
 
-from campaigns.compose import HELD_OUT, compose
+from campaigns.compose import HELD_OUT
 from campaigns.config.schema import Config
+from campaigns.counts import total
 from campaigns.errors import CampaignError
-from campaigns.experiments.sending import campaign_arms
-from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.planner import DUE, CampaignPlan
-from campaigns.run import config_hash, plan_run, prepare
+from campaigns.run import compose_plans, config_hash, plan_run, prepare
+from campaigns.summary import SummaryRow, summary_rows, would_be
 from store.engine import opened_store
 from store.tables import CampaignRun
-from templates import make_environment
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    """One campaign and segment in a plan."""
-
-    campaign: str
-    status: str
-    window: str
-    segment: str
-    audience: int
-    messages: int
 
 
 @dataclass
 class PlanReport:
-    """What a run at ``at`` would do, and what changed since the last run."""
+    """What a run at ``at`` would do, and what changed since the last run.
+
+    ``rows`` are the rows of a dry run's summary, computed the same way (see
+    :func:`campaigns.run.compose_plans`); ``windows`` gives each campaign's trigger window.
+    """
 
     at: datetime
-    rows: list[PlanRow] = field(default_factory=list)
-    left_out: dict[str, dict[str, int]] = field(default_factory=dict)
+    rows: list[SummaryRow] = field(default_factory=list)
+    windows: dict[str, str] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
+    #: Per due campaign, the messages the run would write (as a dry run's ``messages``).
+    messages: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as ``campaign plan --format json`` prints it."""
+        return {
+            "at": self.at.isoformat(timespec="seconds"),
+            "totals": total(r.counts for r in self.rows).to_json(),
+            "rows": [{**r.to_json(), "window": self.windows.get(r.campaign)} for r in self.rows],
+            "changes": list(self.changes),
+        }
 
 
 def plan_workspace(config: Config, at: datetime, only: str | None = None) -> PlanReport:
-    """Plan a run at ``at`` without writing anything (a new model fit is not stored)."""
+    """Plan a run at ``at`` without writing anything (a new model fit is not stored): the plan,
+    the messages rendered and counted as a dry run counts them."""
     if only is not None:
         config.require_campaign(only)
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, at, persist=False)
         plans = plan_run(engine, config, ready, at, only)
+        rendered = compose_plans(engine, config, plans, ready, at, 0).messages
         last = _last_run(engine)
-    report = PlanReport(at=at)
-    names = ready.model.names
-    for plan in plans:
-        window = plan.window or ("per customer" if plan.status == DUE else "")
-        audience = plan.audience.groupby("segment_id").size()
-        selected = plan.selected.groupby("segment_id").size()
-        for sid in sorted(audience.index):
-            report.rows.append(
-                PlanRow(
-                    plan.name,
-                    plan.status,
-                    window,
-                    f"{sid} {names.get(int(sid), '?')}",
-                    int(audience[sid]),
-                    int(selected.get(sid, 0)),
-                )
-            )
-        if audience.empty:
-            report.rows.append(PlanRow(plan.name, plan.status, window, "(no customers)", 0, 0))
-        if plan.left_out:
-            report.left_out[plan.name] = dict(plan.left_out)
+    report = PlanReport(at=at, messages=rendered)
+    report.rows = summary_rows(plans, rendered, would_be(rendered), ready.model.labels, {})
+    report.windows = {
+        p.name: p.window or ("per customer" if p.status == DUE else "") for p in plans
+    }
     report.changes = _changes(report, last, config)
     return report
 
@@ -93,8 +81,14 @@ def _changes(report: PlanReport, last: CampaignRun | None, config: Config) -> li
     changes = []
     if last.config_hash and last.config_hash != config_hash(config):
         changes.append(f"config.toml changed since run {last.id}")
-    before = {(r["campaign"], r["segment"]): int(r["audience"]) for r in last.summary}
-    now = {(r.campaign, r.segment): r.audience for r in report.rows}
+    # Campaigns due now, compared with their audiences in that run (if they were due then).
+    now = {(r.campaign, r.segment): r.counts.audience for r in report.rows if r.segment}
+    due = {campaign for campaign, _ in now}
+    before = {
+        (r["campaign"], r["segment"]): int(r["audience"])
+        for r in last.summary
+        if r.get("segment") and r["campaign"] in due
+    }
     for key in sorted(set(before) | set(now)):
         old, new = before.get(key), now.get(key)
         campaign, segment = key
@@ -131,62 +125,58 @@ def preview_messages(
     seed: int = 0,
 ) -> list[Preview]:
     """Render ``campaign``'s message for the given customers, or for ``sample`` customers drawn
-    (with ``seed``) from those a run at ``at`` would send it to."""
+    (with ``seed``) from those a run at ``at`` would send it to (from those it matched, when it
+    would send to nobody), and say for each whether the run would send it and why not.
+
+    The plan is the whole run's (every campaign, arbitrated together), so a customer another
+    campaign takes is shown as left out, as the run would leave them out.
+    """
     config.require_campaign(campaign)
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, at, persist=False)
-        [plan] = plan_run(engine, config, ready, at, campaign)
+        plans = plan_run(engine, config, ready, at)
+        plan = next(p for p in plans if p.name == campaign)
         customers = ready.customers
         customer_ids = _choose(plan, customers, customer_ids, sample, seed)
-        rows = _rows_for(plan, customers, customer_ids, at)
-        # The customers' experiment arms, as a run would assign them (a holdout gets nothing).
-        arms = campaign_arms(engine, plan.name, plan.config, rows["customer_id"])
-    forced = CampaignPlan(plan.name, plan.config, DUE, plan.window, rows, rows)
-    env = make_environment(config.path(config.templates))
-    rendered = compose(
-        forced,
-        customers,
-        ready.model.for_templates(),
-        env,
-        at,
-        0,
-        config.settings.unsubscribe_base_url,
-        set(),
-        arms=arms,
-        recommendations=RunRecommendations(ready.shop, customers["segment_id"], at),
-    )
-    verdicts = _verdicts(plan, customer_ids)
+        verdicts = _verdicts(plan, customers, customer_ids)
+        # Who the run would message: rendered exactly as the run renders them.
+        chosen = [c for c in customer_ids if verdicts[c][0]]
+        rendered = compose_plans(
+            engine, config, plans, ready, at, 0, customer_ids={campaign: chosen}
+        ).messages.get(campaign)
+        # The others: rendered for a look at what they would have got.
+        others = [c for c in customer_ids if not verdicts[c][0]]
+        if others:
+            rows = _rows_for(plan, customers, others, at)
+            forced = CampaignPlan(plan.name, plan.config, DUE, plan.window, rows, rows)
+            extra = compose_plans(
+                engine, config, [forced], ready, at, 0, customer_ids={campaign: others}
+            ).messages[campaign]
+            rendered = extra if rendered is None else pd.concat([rendered, extra])
     names = ready.model.labels
-    held = rendered["status"] == HELD_OUT
-    records: list[dict[str, Any]] = rendered.loc[~held].to_dict("records")  # type: ignore[assignment]
-    previews = [
-        Preview(
-            customer_id=str(row["customer_id"]),
-            segment=f"{row['segment_id']} {names.get(int(row['segment_id']), '?')}",
-            would_send=verdicts[str(row["customer_id"])][0],
-            why=verdicts[str(row["customer_id"])][1],
-            subject=str(row["subject"]),
-            text=str(row["body_text"]),
-            html=row["body_html"] if isinstance(row["body_html"], str) else None,
-            variant=row["variant"] if isinstance(row["variant"], str) else None,
+    by_id = {} if rendered is None else {str(r["customer_id"]): r for r in _records(rendered)}
+    previews = []
+    for customer in customer_ids:
+        sid = int(str(customers.at[customer, "segment_id"]))
+        would_send, why = verdicts[customer]
+        row = by_id.get(customer)
+        variant = row["variant"] if row is not None and isinstance(row["variant"], str) else None
+        if row is None or row["status"] == HELD_OUT:
+            if would_send:
+                would_send, why = False, "held out by the experiment (measured, sent nothing)"
+            message: tuple[str, str, str | None] = ("", "", None)
+            variant = "holdout" if row is not None else None
+        else:
+            html = row["body_html"] if isinstance(row["body_html"], str) else None
+            message = (str(row["subject"]), str(row["body_text"]), html)
+        previews.append(
+            Preview(customer, f"{sid} {names.get(sid, '?')}", would_send, why, *message, variant)
         )
-        for row in records
-    ]
-    segment_of = customers["segment_id"]
-    previews += [
-        Preview(
-            customer_id=customer,
-            segment=f"{segment_of[customer]} {names.get(int(segment_of[customer]), '?')}",
-            would_send=False,
-            why="held out by the experiment (measured, sent nothing)",
-            subject="",
-            text="",
-            html=None,
-            variant="holdout",
-        )
-        for customer in rendered.loc[held, "customer_id"]
-    ]
     return previews
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dict("records")  # type: ignore[return-value]
 
 
 def _choose(
@@ -196,12 +186,16 @@ def _choose(
     sample: int | None,
     seed: int,
 ) -> list[str]:
-    """The customers to preview: those asked for, or a seeded sample of who would get it."""
+    """The customers to preview: those asked for, or a seeded sample of who would get it (of
+    who it matched, when it would send to nobody)."""
     if customer_ids is None:
-        pool = plan.selected if plan.status == DUE else plan.audience
+        pool = plan.selected["customer_id"].astype(str)
+        if pool.empty:
+            matched = customers.index[plan.left_out_rows["position"].to_numpy()]
+            pool = pd.concat([plan.audience["customer_id"].astype(str), pd.Series(matched)])
+            pool = pool.drop_duplicates().reset_index(drop=True)
         count = min(sample or 5, len(pool))
-        chosen = pool.sample(n=count, random_state=seed) if count else pool
-        customer_ids = chosen["customer_id"].astype(str).tolist()
+        customer_ids = pool.sample(n=count, random_state=seed).tolist() if count else []
     missing = [c for c in customer_ids if c not in customers.index]
     if missing:
         raise CampaignError(f"no customer {missing[0]!r} in the store")
@@ -218,21 +212,32 @@ def _rows_for(
             "customer_id": ids,
             "segment_id": customers.loc[ids, "segment_id"].astype(int).to_numpy(),
             "window": [windows.get(c, window) for c in ids],
+            "position": customers.index.get_indexer(pd.Index(ids)),
         }
     )
 
 
-def _verdicts(plan: CampaignPlan, ids: list[str]) -> dict[str, tuple[bool, str]]:
+def _verdicts(
+    plan: CampaignPlan, customers: pd.DataFrame, ids: list[str]
+) -> dict[str, tuple[bool, str]]:
+    """Per customer: would the run send the campaign's message, and why (not)."""
     selected = set(plan.selected["customer_id"].astype(str))
-    audience = set(plan.audience["customer_id"].astype(str))
+    left = plan.left_out_rows
+    reasons = dict(
+        zip(
+            customers.index[left["position"].to_numpy()].astype(str),
+            left["reason"].astype(str),
+            strict=True,
+        )
+    )
     out = {}
     for customer in ids:
         if plan.status != DUE:
             out[customer] = (False, f"campaign is {plan.status}")
         elif customer in selected:
             out[customer] = (True, "in the audience")
-        elif customer in audience:
-            out[customer] = (False, "left out (suppressed, capped or a higher-priority campaign)")
+        elif customer in reasons:
+            out[customer] = (False, f"left out ({reasons[customer]})")
         else:
             out[customer] = (False, "not in the audience (segments, condition or trigger)")
     return out

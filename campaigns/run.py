@@ -12,6 +12,7 @@ import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -19,9 +20,11 @@ from sqlmodel import Session
 
 from campaigns.compose import HELD_OUT, compose
 from campaigns.config.schema import Config
+from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import DrainResult, drain
-from campaigns.experiments import HOLDOUT, campaign_arms, record_campaign_exposures
+from campaigns.errors import CampaignError
+from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
@@ -36,53 +39,20 @@ from campaigns.segments import (
     record_membership,
     segment_features,
 )
+from campaigns.summary import RunResult, notes, summary_rows, would_be
+from campaigns.validate import validate_templates
 from store import outbox
 from store.engine import opened_store
 from store.frames import ShopData
 from store.locks import run_lock
+from store.readonly import Reader, message_counts
 from store.tables import CampaignRun, CampaignWindow
 from templates import make_environment
 
 
-@dataclass(frozen=True)
-class SummaryRow:
-    """One line of the run summary: a campaign and segment."""
-
-    campaign: str
-    segment: str
-    audience: int
-    messages: int
-    status: str
-    channel: str
-    destination: str
-
-
-@dataclass
-class RunResult:
-    """What a run did (or, for a dry run, would do)."""
-
-    at: datetime
-    dry_run: bool
-    run_id: int | None
-    rows: list[SummaryRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    new_messages: int = 0
-    sent: int = 0
-    failed: int = 0
-    #: Messages that failed transiently and wait in the outbox for a retry.
-    retrying: int = 0
-    #: Messages withheld at send time: their customer became suppressed after queueing.
-    suppressed: int = 0
-    loaded: bool = False
-    model_version: int = 0
-    model_fitted: bool = False
-    entered: int = 0
-    exited: int = 0
-
-
 def config_hash(config: Config) -> str:
     """A short fingerprint of the config, stored with each run."""
-    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    payload = json.dumps(config.model_dump(mode="json", exclude={"file"}), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -98,6 +68,9 @@ def run_campaigns(
     at = at or datetime.now(UTC).replace(tzinfo=None)
     if only is not None:
         config.require_campaign(only)
+    # Validate before working: a template mistake stops the run before it loads data, fits a
+    # model or records a run.
+    validate_templates(config, only)
     # A dry run writes nothing, so it needs no lock; a real one holds it start to finish.
     with (
         opened_store(config.store.url, config.root) as engine,
@@ -129,7 +102,7 @@ def prepare(
 
     With ``persist=False`` (dry runs, plans, previews) a newly fitted model is not stored.
     """
-    shop, loaded = ensure_data(engine, config, report)
+    shop, loaded = ensure_data(engine, config, at, report)
     report("Building features", 0, None)
     features = segment_features(shop, config.segmentation, at)
     report("Segmenting", 0, None)
@@ -166,31 +139,36 @@ def _run(
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
     ready = prepare(engine, config, at, persist=not dry_run, report=report)
     result.loaded = ready.loaded
-    model, customers, segment_ids = ready.model, ready.customers, ready.segment_ids
+    model, segment_ids = ready.model, ready.segment_ids
     result.model_version, result.model_fitted = model.version, model.fitted_now
 
     report("Planning", 0, None)
     plans = plan_run(engine, config, ready, at, only)
     run_id, died = start_run(engine, at, config_hash(config)) if not dry_run else (0, [])
     result.run_id = run_id if not dry_run else None
-    if died:
-        listed = ", ".join(str(d) for d in died)
-        result.notes.append(f"run {listed} died without finishing (marked died)")
     try:
         with nullcontext() if dry_run else heartbeat(engine, run_id):
             if not dry_run:
                 result.entered, result.exited = record_membership(
                     engine, run_id, model.version, segment_ids[segment_ids != NOT_SEGMENTED], at
                 )
-            _compose_and_enqueue(
-                engine, config, plans, ready.shop, customers, model, at, run_id, result, report
-            )
+            composed = compose_plans(engine, config, plans, ready, at, run_id, report)
+            rendered = composed.messages
             if not dry_run:
+                report("Writing outbox", 0, None)
+                _enqueue(engine, plans, composed, at, run_id)
                 report("Delivering", 0, None)
-                delivered = drain(
-                    engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}", run_id=run_id
-                )
-                _note_delivery(result, delivered)
+                delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+                _note_delivery(result, delivered, run_id, died)
+                fates = _outbox_counts(engine, run_id, at)
+                destinations = delivered.destinations
+            else:
+                fates = would_be(rendered)
+                destinations = {}
+                result.messages = rendered
+            result.rows = summary_rows(plans, rendered, fates, model.labels, destinations)
+            result.notes[:0] = notes(plans, result.rows)
+            if not dry_run:
                 _finish_run(engine, run_id, result)
     except BaseException as exc:
         if not dry_run:
@@ -199,20 +177,15 @@ def _run(
     return result
 
 
-def _note_delivery(result: RunResult, delivered: DrainResult) -> None:
-    """Fold a drain's counts into the run's result and notes."""
-    result.sent = sum(delivered.sent.values())
-    result.failed = sum(delivered.failed.values()) + sum(delivered.bounced.values())
-    result.retrying = sum(delivered.retrying.values())
-    result.suppressed = sum(delivered.suppressed.values())
-    for campaign, count in sorted(delivered.suppressed.items()):
-        result.notes.append(
-            f"{campaign}: {count:,} not sent (the customer was suppressed after queueing)"
-        )
-    earlier = sum(delivered.from_earlier_runs.values())
-    if earlier:
-        runs = ", ".join(str(r) for r in sorted(delivered.from_earlier_runs))
-        result.notes.append(f"delivered {earlier:,} messages queued by earlier runs ({runs})")
+def _note_delivery(result: RunResult, delivered: DrainResult, run_id: int, died: list[int]) -> None:
+    """What the run's notes say about delivery beyond the per-campaign counts."""
+    result.paused = delivered.paused
+    result.sent_from_earlier_runs = sum(
+        n for run, n in delivered.sent_by_run.items() if run != run_id
+    )
+    if died:
+        listed = ", ".join(str(d) for d in died)
+        result.notes.append(f"run {listed} died without finishing (marked died)")
     if delivered.exports_finished:
         result.notes.append(
             f"finished {delivered.exports_finished:,} exported messages that a stopped run "
@@ -222,41 +195,55 @@ def _note_delivery(result: RunResult, delivered: DrainResult) -> None:
         result.notes.append(
             "delivery is paused (campaign resume): queued messages wait in the outbox"
         )
-    result.rows = [
-        _with_destination(row, delivered.destinations.get(row.campaign)) for row in result.rows
-    ]
 
 
-def _compose_and_enqueue(
+@dataclass
+class Composed:
+    """The rendered messages of each due campaign (outbox rows, the holdout's with status
+    ``held_out``) and each one's experiment arms (None without an experiment)."""
+
+    messages: dict[str, pd.DataFrame] = field(default_factory=dict)
+    arms: dict[str, CampaignArms | None] = field(default_factory=dict)
+
+
+def compose_plans(
     engine: Engine,
     config: Config,
     plans: list[CampaignPlan],
-    shop: ShopData,
-    customers: pd.DataFrame,
-    model: FittedSegments,
+    ready: Prepared,
     at: datetime,
     run_id: int,
-    result: RunResult,
-    report: Progress,
-) -> None:
+    report: Progress = quiet,
+    customer_ids: dict[str, list[str]] | None = None,
+) -> Composed:
+    """Render the messages of every due plan: the outbox rows a run at ``at`` would write.
+
+    ``plan``, ``preview``, the dry run and the run all render through here. ``customer_ids``
+    limits a campaign's rendering to some of its selected customers (a preview).
+    """
+    customers, model, shop = ready.customers, ready.model, ready.shop
     env = make_environment(config.path(config.templates))
     segments = model.for_templates()
     due = [p for p in plans if p.status == DUE]
-    total = sum(len(p.selected) for p in due)
-    quiet = config.settings.quiet_hours
+    if customer_ids is not None:
+        due = [_only(p, customer_ids.get(p.name, [])) for p in due if p.name in customer_ids]
+    total_selected = sum(len(p.selected) for p in due)
+    quiet_hours = config.settings.quiet_hours
     deferred = (
-        deferred_until(customers["timezone"], at, quiet.start, quiet.end)
-        if quiet is not None
+        deferred_until(customers["timezone"], at, quiet_hours.start, quiet_hours.end)
+        if quiet_hours is not None
         else None
     )
-    report("Rendering", 0, total)
-    rendered: dict[str, pd.DataFrame] = {}
+    report("Rendering", 0, total_selected)
+    composed = Composed()
     # Fitted lazily, once, and only if a due campaign asks for recommendations.
     recommendations = RunRecommendations(shop, customers["segment_id"], at)
-    # Experiments: each selected customer's arm (a promoted variant for everyone, once promoted).
-    arms = {p.name: campaign_arms(engine, p.name, p.config, p.selected["customer_id"]) for p in due}
     for plan in due:
-        rendered[plan.name] = compose(
+        # Experiments: each selected customer's arm (a promoted variant for everyone, once
+        # promoted). The holdout's occasions come back with status held_out.
+        arms = campaign_arms(engine, plan.name, plan.config, plan.selected["customer_id"])
+        composed.arms[plan.name] = arms
+        composed.messages[plan.name] = compose(
             plan,
             customers,
             segments,
@@ -266,90 +253,53 @@ def _compose_and_enqueue(
             config.settings.unsubscribe_base_url,
             outbox.existing_keys(engine, plan.name, plan.selected["window"].unique()),
             deferred=deferred,
-            on_progress=lambda n: report("Rendering", n, total),
-            arms=arms[plan.name],
+            on_progress=lambda n: report("Rendering", n, total_selected),
+            arms=arms,
             recommendations=recommendations,
         )
-    report("Writing outbox", 0, None)
-    for plan in due:
-        messages = rendered[plan.name]
-        # Held-out occasions go to the outbox too (never delivered) but are not messages.
-        held_rows = int((messages["status"] == HELD_OUT).sum())
-        plan_arms = arms[plan.name]
-        if plan_arms is not None:
+    return composed
+
+
+def _only(plan: CampaignPlan, ids: list[str]) -> CampaignPlan:
+    chosen = plan.selected[plan.selected["customer_id"].astype(str).isin(ids)]
+    return CampaignPlan(
+        plan.name, plan.config, plan.status, plan.window, plan.audience, chosen, plan.left_out
+    )
+
+
+def _enqueue(
+    engine: Engine, plans: list[CampaignPlan], composed: Composed, at: datetime, run_id: int
+) -> None:
+    for plan in plans:
+        if plan.name not in composed.messages:
+            continue
+        messages = composed.messages[plan.name]
+        arms = composed.arms[plan.name]
+        if arms is not None:
             # Every selected customer is exposed, the holdout included (it gets no message).
             # Before the outbox: a run killed in between re-plans the window, and only a
             # customer's first exposure is kept.
-            if not result.dry_run:
-                record_campaign_exposures(engine, plan_arms, plan.selected["customer_id"], at)
-            held = int((plan_arms.arms == HOLDOUT).sum())
-            if held:
-                result.notes.append(f"{plan.name}: {held:,} held out (experiment)")
-        if result.dry_run:
-            new = len(messages) - held_rows
-        else:
-            new = outbox.enqueue(engine, messages) - held_rows
-            if plan.window is not None:  # a campaign-wide window (schedule, once)
-                _record_window(engine, plan.name, plan.window, run_id, new)
-        result.new_messages += new
-        waiting = int(messages["next_attempt_at"].notna().sum())
-        if waiting:
-            result.notes.append(f"{plan.name}: {waiting:,} deferred until quiet hours end")
-    status = "dry run" if result.dry_run else "queued"
-    for plan in plans:
-        if plan.name in rendered:
-            messages = rendered[plan.name]
-            counts = _sizes(messages.loc[messages["status"] != HELD_OUT, "segment_id"])
-            result.rows.extend(_rows(plan, model.labels, counts, status, plan.config.channel))
-            result.notes.extend(
-                f"{plan.name}: {count:,} left out ({reason})"
-                for reason, count in sorted(plan.left_out.items())
-                if count
-            )
-        else:
-            window = f" (window {plan.window})" if plan.window is not None else ""
-            result.notes.append(f"{plan.name}: {plan.status}{window}")
-            result.rows.extend(_rows(plan, model.labels, None, plan.status, plan.config.channel))
+            record_campaign_exposures(engine, arms, plan.selected["customer_id"], at)
+        added = outbox.enqueue(engine, messages)
+        if plan.window is not None:  # a campaign-wide window (schedule, once)
+            held = int((messages["status"] == HELD_OUT).sum())
+            _record_window(engine, plan.name, plan.window, run_id, added - held)
 
 
-def _rows(
-    plan: CampaignPlan,
-    names: dict[int, str],
-    counts: dict[int, int] | None,
-    status: str,
-    channel: str,
-) -> list[SummaryRow]:
-    sizes = _sizes(plan.audience["segment_id"])
-    rows = []
-    for sid, size in sizes.items():
-        messages = (counts or {}).get(sid, 0)
-        # A due campaign whose customers in this segment all went elsewhere says so.
-        shown = status if messages or counts is None else "left out"
-        rows.append(
-            SummaryRow(
-                plan.name, f"{sid} {names.get(sid, '?')}", size, messages, shown, channel, ""
-            )
-        )
-    return rows or [SummaryRow(plan.name, "(no customers)", 0, 0, status, channel, "")]
+def _outbox_counts(engine: Engine, run_id: int, at: datetime) -> dict[tuple[str, int], Counts]:
+    """This run's messages by campaign and segment, as the outbox holds them after delivery.
 
-
-def _sizes(segment_ids: pd.Series) -> dict[int, int]:
-    counts = segment_ids.astype(int).value_counts().sort_index()
-    return dict(zip(counts.index.astype(int).tolist(), counts.astype(int).tolist(), strict=True))
-
-
-def _with_destination(row: SummaryRow, destinations: set[str] | None) -> SummaryRow:
-    if not destinations or row.messages == 0:
-        return row
-    return SummaryRow(
-        row.campaign,
-        row.segment,
-        row.audience,
-        row.messages,
-        "sent",
-        row.channel,
-        ", ".join(sorted(destinations)),
-    )
+    ``at`` is the run's time: a message queued for after it is deferred.
+    """
+    raw = engine.raw_connection()
+    try:
+        rows = message_counts(Reader(raw, engine.dialect.name), at, [run_id])
+    finally:
+        raw.close()
+    by_key: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_key.setdefault((str(row["campaign"]), int(row["segment_id"])), []).append(row)
+    return {key: from_outbox(group) for key, group in by_key.items()}
 
 
 def _finish_run(engine: Engine, run_id: int, result: RunResult) -> None:
@@ -358,7 +308,7 @@ def _finish_run(engine: Engine, run_id: int, result: RunResult) -> None:
         assert row is not None
         row.status = "succeeded"
         row.finished_at = datetime.now(UTC).replace(tzinfo=None)
-        row.summary = [r.__dict__ for r in result.rows]
+        row.summary = [r.to_json() for r in result.rows]
         session.add(row)
         session.commit()
 
@@ -370,9 +320,19 @@ def _fail_run(engine: Engine, run_id: int, exc: BaseException) -> None:
             return
         row.status = "failed"
         row.finished_at = datetime.now(UTC).replace(tzinfo=None)
-        row.error = f"{type(exc).__name__}: {exc}"
+        row.error = failure_sentence(exc)
         session.add(row)
         session.commit()
+
+
+def failure_sentence(exc: BaseException) -> str:
+    """Why a run failed, as ``campaign status`` shows it: the message of an error the user can
+    fix, or the name of an unexpected one."""
+    if isinstance(exc, CampaignError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by Ctrl-C or SIGTERM"
+    return f"unexpected error ({type(exc).__name__}: {exc}); please report it"
 
 
 def _record_window(engine: Engine, campaign: str, window: str, run_id: int, planned: int) -> None:

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from store import outbox
 from store.bulk import time_param
+from store.liveness import dead_local_owner
 from store.tables import CampaignRun
 
 _log = logging.getLogger(__name__)
@@ -72,27 +73,6 @@ def mark_died(engine: Engine, now: datetime) -> list[int]:
         return [int(run.id) for run in stale if run.id is not None]
 
 
-def is_alive(run: CampaignRun, now: datetime) -> bool:
-    """Whether a ``running`` run's process still works (for readers that hold no lock)."""
-    if run.status != "running":
-        return False
-    if run.alive_until is None or run.alive_until < now:
-        return False
-    if run.host == socket.gethostname() and run.pid is not None:
-        return _pid_alive(run.pid)
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def heartbeat(engine: Engine, run_id: int) -> Iterator[None]:
     """Keep the run's ``alive_until`` ahead while the block runs."""
@@ -125,13 +105,11 @@ def release_dead_local_claims(engine: Engine, now: datetime) -> int:
     never finish its batch, so it need not keep it until the lease lapses. Other hosts' claims
     wait for their lease.
     """
-    host = socket.gethostname()
-    dead = []
-    for token in outbox.held_claims(engine, now)["claimed_by"]:
-        owner = str(token).split("#", 1)[0]
-        claim_host, _, pid = owner.rpartition(":")
-        if claim_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-            dead.append(str(token))
+    dead = [
+        str(token)
+        for token in outbox.held_claims(engine, now)["claimed_by"]
+        if dead_local_owner(str(token))
+    ]
     released = outbox.release_claims(engine, dead, now) if dead else 0
     with engine.begin() as connection:
         for row in connection.execute(
@@ -140,9 +118,7 @@ def release_dead_local_claims(engine: Engine, now: datetime) -> int:
             ),
             {"n": time_param(now)},
         ).scalars():
-            owner = str(row).split("#", 1)[0]
-            claim_host, _, pid = owner.rpartition(":")
-            if claim_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            if dead_local_owner(str(row)):
                 connection.execute(
                     text("UPDATE export_batch SET claimed_until = :past WHERE token = :t"),
                     {"past": time_param(now - timedelta(seconds=1)), "t": row},

@@ -36,8 +36,10 @@ from sqlmodel import Session, select
 from campaigns.config import load_config
 from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.config.schema import Config
+from campaigns.counts import fates_sentence
 from campaigns.errors import CampaignError
-from campaigns.run import RunResult, run_campaigns
+from campaigns.run import run_campaigns
+from campaigns.summary import RunResult
 from campaigns.triggers import last_fire
 from store.engine import open_store
 from store.tables import CampaignWindow
@@ -242,11 +244,10 @@ class Daemon:
             self.on_event(f"{campaign}: run failed: {event.exception}")
         else:
             result: RunResult = event.retval
+            totals = result.totals
             self.on_event(
-                f"{campaign}: run {result.run_id} queued {result.new_messages:,}, "
-                f"sent {result.sent:,}"
-                + (f", {result.failed:,} failed" if result.failed else "")
-                + (f", {result.retrying:,} to retry" if result.retrying else "")
+                f"{campaign}: run {result.run_id} planned {totals.planned:,}: "
+                + fates_sentence(totals)
             )
 
 

@@ -415,7 +415,7 @@ def fit_segments(config: Config, at: datetime | None = None) -> FittedSegments:
 
     at = at or _now()
     with opened_store(config.store.url, config.root) as engine:
-        shop, _ = ensure_data(engine, config)
+        shop, _ = ensure_data(engine, config, at)
         features = segment_features(shop, config.segmentation, at)
         model = fit_model(engine, config.segmentation, features, at)
     warning = stale_warning(shop.transactions, at)
@@ -427,7 +427,7 @@ def assign_segments(config: Config, at: datetime | None = None) -> Assignment:
     when there is none or the settings changed) and record memberships and events (run 0)."""
     at = at or _now()
     with opened_store(config.store.url, config.root) as engine:
-        shop, _ = ensure_data(engine, config)
+        shop, _ = ensure_data(engine, config, at)
         features = segment_features(shop, config.segmentation, at)
         model = ensure_model(engine, config.segmentation, features, at)
         ids = assign(model, features, config.segmentation)
@@ -455,8 +455,8 @@ def segment_report(config: Config, at: datetime | None = None) -> SegmentReport:
                 "no segmentation model in the store yet; run 'campaign segment fit' first"
             )
         model = load_model(stored, config.segmentation)
-        shop, _ = ensure_data(engine, config)
         when = at or stored.created_at
+        shop, _ = ensure_data(engine, config, when)
         features = segment_features(shop, config.segmentation, when)
         ids = assign(model, features, config.segmentation)
         extra = report_additions(

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from campaigns.config import load_config
-from campaigns.data import reload_source, replace_with_demo
 from cli.errors import handles_errors
-from cli.options import at_option, config_option
-from cli.output import console
+from cli.options import Group, at_option, config_option
+from cli.output import console, format_option, print_json
 
 
 @click.command("load")
@@ -24,6 +20,9 @@ def load_command(config_path: Path) -> None:
 
     Example: campaign load -c config.toml
     """
+    from campaigns.config import load_config
+    from campaigns.data import reload_source
+
     config = load_config(config_path)
     shop = reload_source(config, datetime.now(UTC).replace(tzinfo=None))
     out = console()
@@ -46,6 +45,9 @@ def demo_command(config_path: Path, customers: int, seed: int) -> None:
 
     Example: campaign demo --customers 100000 --seed 7
     """
+    from campaigns.config import load_config
+    from campaigns.data import replace_with_demo
+
     config = load_config(config_path)
     end = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     shop = replace_with_demo(config, customers, seed, end)
@@ -56,7 +58,7 @@ def demo_command(config_path: Path, customers: int, seed: int) -> None:
     )
 
 
-@click.group("data")
+@click.group("data", cls=Group)
 def data_group() -> None:
     """Look at the data before segmenting it.
 
@@ -73,14 +75,7 @@ def data_group() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write a self-contained HTML report (plots embedded) to this file.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: every figure per table and column, the transaction log's, the warnings.",
-)
+@format_option
 @handles_errors
 def profile_command(
     config_path: Path, at: datetime | None, html_path: Path | None, output_format: str
@@ -92,6 +87,9 @@ def profile_command(
 
     Example: campaign data profile --at 2011-12-10 --html profile.html
     """
+    from rich.table import Table
+
+    from campaigns.config import load_config
     from campaigns.data_profile.commands import profile_workspace
     from campaigns.data_profile.lines import number, summary_lines
 
@@ -103,7 +101,7 @@ def profile_command(
 
         html_path.write_text(render_html(profile, lines), encoding="utf-8")
     if output_format == "json":
-        click.echo(json.dumps(profile, indent=2))
+        print_json(profile)
         return
     out = console()
     for line in lines:

@@ -9,22 +9,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
-from campaigns.config import load_config
-from campaigns.delivery.control import (
-    REQUEUEABLE,
-    pause_workspace,
-    requeue_workspace,
-    resume_workspace,
-)
-from campaigns.delivery.drain import DrainResult, worker_id
-from campaigns.delivery.worker import work
-from campaigns.scheduler import JobInfo, serve
 from cli.errors import handles_errors
 from cli.options import config_option
 from cli.output import console
+
+if TYPE_CHECKING:
+    from campaigns.delivery.drain import DrainResult
+    from campaigns.scheduler import JobInfo
 
 
 @contextmanager
@@ -76,6 +71,10 @@ def worker_command(config_path: Path, once: bool, poll: float, channels: tuple[s
 
     Example: campaign worker --poll 2 --channel email
     """
+    from campaigns.config import load_config
+    from campaigns.delivery.drain import worker_id
+    from campaigns.delivery.worker import work
+
     config = load_config(config_path)
     out = console()
 
@@ -101,6 +100,23 @@ def worker_command(config_path: Path, once: bool, poll: float, channels: tuple[s
         f"Worker stopped: sent {sum(totals.sent.values()):,}, "
         f"failed {sum(totals.failed.values()) + sum(totals.bounced.values()):,}."
     )
+    handled = sum(
+        sum(c.values()) for c in (totals.sent, totals.failed, totals.retrying, totals.bounced)
+    )
+    if once and not handled and not totals.paused:
+        from campaigns.status import outbox_waiting
+
+        waiting = outbox_waiting(config, datetime.now(UTC).replace(tzinfo=None))
+        if waiting.deferred and waiting.deferred_from is not None:
+            out.print(
+                f"Nothing was deliverable: {waiting.deferred:,} messages are deferred until "
+                f"quiet hours end (the first at {waiting.deferred_from:%Y-%m-%d %H:%M} UTC)"
+                + (f"; {waiting.queued:,} wait for a retry." if waiting.queued else ".")
+            )
+        elif waiting.queued:
+            out.print(f"Nothing was deliverable: {waiting.queued:,} messages wait for a retry.")
+        else:
+            out.print("Nothing was deliverable: the outbox has no queued messages.")
 
 
 @click.command("pause")
@@ -111,6 +127,9 @@ def pause_command(config_path: Path) -> None:
 
     Example: campaign pause
     """
+    from campaigns.config import load_config
+    from campaigns.delivery.control import pause_workspace
+
     config = load_config(config_path)
     since = pause_workspace(config, datetime.now(UTC).replace(tzinfo=None))
     console().print(
@@ -127,6 +146,9 @@ def resume_command(config_path: Path) -> None:
 
     Example: campaign resume
     """
+    from campaigns.config import load_config
+    from campaigns.delivery.control import resume_workspace
+
     config = load_config(config_path)
     since, queued = resume_workspace(config)
     if since is None:
@@ -160,6 +182,8 @@ def serve_command(config_path: Path, poll: float, check_every: float) -> None:
 
     Example: campaign serve -c config.toml
     """
+    from campaigns.scheduler import serve
+
     out = console()
 
     def started(jobs: list[JobInfo]) -> None:
@@ -189,7 +213,7 @@ def serve_command(config_path: Path, poll: float, check_every: float) -> None:
 @click.option(
     "--status",
     "statuses",
-    type=click.Choice(REQUEUEABLE),
+    type=click.Choice(("failed", "suppressed")),
     multiple=True,
     default=("failed",),
     show_default=True,
@@ -205,6 +229,9 @@ def retry_command(config_path: Path, campaign: str | None, statuses: tuple[str, 
 
     Example: campaign retry --campaign winback --status failed
     """
+    from campaigns.config import load_config
+    from campaigns.delivery.control import requeue_workspace
+
     config = load_config(config_path)
     count = requeue_workspace(config, statuses, campaign)
     which = " or ".join(statuses)

@@ -14,6 +14,7 @@ from cli.delivery import (
 )
 from cli.experiment import experiment_group, report_command, track_command
 from cli.model import model_group, recommend_group
+from cli.options import Group
 from cli.plan import forecast_command, plan_command, preview_command
 from cli.run import run_command
 from cli.segment import segment_group
@@ -21,7 +22,7 @@ from cli.store import migrate_command
 from cli.workspace import check_command, init_command, status_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="campaign")
 def cli() -> None:
     """Marketing campaigns as files in git: segments, rules, templates, delivery, A/B tests."""

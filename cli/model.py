@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from campaigns.config import load_config
-from campaigns.personalization.clv.commands import train_clv_model
-from campaigns.personalization.commands import (
-    Trained,
-    evaluate,
-    model_report,
-    train_propensity_model,
-    train_uplift_model,
-)
-from campaigns.personalization.models_store import KINDS
-from campaigns.personalization.report import render_html, report_lines
 from cli.errors import handles_errors
-from cli.options import at_option, config_option
-from cli.output import console
+from cli.options import Group, at_option, config_option
+from cli.output import console, format_option, print_json, table
+
+#: The kinds of personalization model (``campaigns.personalization.models_store.KINDS``).
+KINDS = ("propensity", "uplift", "clv")
 
 _LABELS = {
     "cf": "collaborative filtering",
@@ -33,7 +23,7 @@ _LABELS = {
 }
 
 
-@click.group("recommend")
+@click.group("recommend", cls=Group)
 def recommend_group() -> None:
     """Product recommendations: evaluate the methods offline.
 
@@ -58,8 +48,9 @@ def recommend_group() -> None:
     show_default=True,
     help="The last days of the transaction log held out as the test window.",
 )
+@format_option
 @handles_errors
-def evaluate_command(config_path: Path, k: int, test_days: int) -> None:
+def evaluate_command(config_path: Path, k: int, test_days: int, output_format: str) -> None:
     """Evaluate every recommendation method on a time split of the store's transactions.
 
     Trains on everything before the last --test-days and scores each method's top k against
@@ -68,30 +59,34 @@ def evaluate_command(config_path: Path, k: int, test_days: int) -> None:
 
     Example: campaign recommend evaluate --k 5
     """
+    from campaigns.config import load_config
+    from campaigns.personalization.commands import evaluate
+
     config = load_config(config_path)
     result = evaluate(config, k, test_days)
+    if output_format == "json":
+        print_json(result.to_json())
+        return
     out = console()
     out.print(
         f"Time split at {result.cutoff:%Y-%m-%d %H:%M}: trained before, tested on the "
         f"{result.test_days} days after; {result.customers:,} customers evaluated."
     )
     if result.scores:
-        table = Table()
-        for column in ("method", f"precision@{k}", f"recall@{k}", "hit rate"):
-            table.add_column(column, justify="left" if column == "method" else "right")
+        scores = table("method", f"precision@{k}>", f"recall@{k}>", "hit rate>")
         for score in result.scores:
-            table.add_row(
+            scores.add_row(
                 _LABELS.get(score.method, score.method),
                 f"{score.precision:.4f}",
                 f"{score.recall:.4f}",
                 f"{score.hit_rate:.3f}",
             )
-        out.print(table)
+        out.print(scores)
     if result.note:
         out.print(f"Note: {result.note}")
 
 
-@click.group("model")
+@click.group("model", cls=Group)
 def model_group() -> None:
     """Train and report the propensity and uplift models that runs use.
 
@@ -204,6 +199,16 @@ def train_command(
     --target Response; campaign model train uplift --simulate discount;
     campaign model train clv --holdout-days 273
     """
+    from campaigns.config import load_config
+    from campaigns.personalization.clv.commands import train_clv_model
+    from campaigns.personalization.commands import (
+        Trained,
+        model_report,
+        train_propensity_model,
+        train_uplift_model,
+    )
+    from campaigns.personalization.report import report_lines
+
     config = load_config(config_path)
     if kind == "clv":
         version, _ = train_clv_model(
@@ -240,14 +245,7 @@ def train_command(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write a self-contained HTML report (plots embedded) to this file.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: the stored report as data.",
-)
+@format_option
 @handles_errors
 def report_command(
     kind: str, config_path: Path, html_path: Path | None, output_format: str
@@ -257,21 +255,23 @@ def report_command(
     Example: campaign model report uplift --html uplift.html; campaign model report clv
     --format json
     """
+    from campaigns.config import load_config
+    from campaigns.personalization.commands import model_report
+    from campaigns.personalization.report import render_html, report_lines
+
     config = load_config(config_path)
     stored = model_report(config, kind)
     if html_path is not None:
         html_path.write_text(render_html(stored), encoding="utf-8")
     if output_format == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "kind": stored.kind,
-                    "version": stored.version,
-                    "trained_at": stored.created_at.isoformat(),
-                    "report": stored.report,
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "kind": stored.kind,
+                "version": stored.version,
+                "created_at": stored.created_at,
+                "settings": stored.settings,
+                "report": stored.report,
+            }
         )
         return
     out = console()

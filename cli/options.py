@@ -57,3 +57,18 @@ def at_option(func: F) -> F:
         default=None,
         help="Run as if it were this time (ISO, UTC unless an offset is given). Default: now.",
     )(func)
+
+
+class Group(click.Group):
+    """A command group whose ``--help`` lists each command's whole first sentence, wrapped,
+    instead of cutting it at the terminal's width."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import click
 
-from campaigns.config import load_config
-from campaigns.forecast import forecast
-from campaigns.preview import plan_workspace, preview_messages
 from cli.errors import handles_errors
 from cli.options import at_option, config_option
-from cli.output import console, table
+from cli.output import console, format_option, print_json, table
 
 
 def _now(at: datetime | None) -> datetime:
@@ -24,31 +21,57 @@ def _now(at: datetime | None) -> datetime:
 @config_option
 @at_option
 @click.option("--campaign", "only", metavar="NAME", help="Plan only this campaign.")
+@format_option
 @handles_errors
-def plan_command(config_path: Path, at: datetime | None, only: str | None) -> None:
+def plan_command(
+    config_path: Path, at: datetime | None, only: str | None, output_format: str
+) -> None:
     """Show what a run would do now: audiences per campaign and segment, who is left out and
     why, and what changed since the last run. Writes nothing.
 
     Example: campaign plan --at 2026-11-23T10:00
     """
+    from campaigns.config import load_config
+    from campaigns.counts import total
+    from campaigns.preview import plan_workspace
+
     config = load_config(config_path)
     report = plan_workspace(config, _now(at), only)
+    if output_format == "json":
+        print_json(report.to_json())
+        return
     out = console()
     out.print(f"Plan at {report.at:%Y-%m-%d %H:%M} UTC")
-    rows = table("campaign", "status", "window", "segment", "audience>", "messages>")
+    rows = table(
+        "campaign",
+        "status",
+        "window",
+        "segment",
+        "audience>",
+        "left out>",
+        "held out>",
+        "planned>",
+        "deferred>",
+    )
     for row in report.rows:
+        counts = row.counts
         rows.add_row(
             row.campaign,
             row.status,
-            row.window,
+            report.windows.get(row.campaign, ""),
             row.segment,
-            f"{row.audience:,}",
-            f"{row.messages:,}",
+            f"{counts.audience:,}",
+            f"{counts.left_out_total:,}",
+            f"{counts.held_out:,}",
+            f"{counts.planned:,}",
+            f"{counts.deferred:,}",
         )
     out.print(rows)
-    for campaign, reasons in report.left_out.items():
-        detail = ", ".join(f"{n:,} {reason}" for reason, n in sorted(reasons.items()))
-        out.print(f"- {campaign}: left out {detail}")
+    for campaign in dict.fromkeys(r.campaign for r in report.rows):
+        left = total(r.counts for r in report.rows if r.campaign == campaign).left_out
+        if left:
+            detail = ", ".join(f"{n:,} {reason}" for reason, n in sorted(left.items()))
+            out.print(f"- {campaign}: left out {detail}")
     out.print("Changes since the last run:")
     for change in report.changes:
         out.print(f"- {change}")
@@ -82,11 +105,14 @@ def preview_command(
 
     Example: campaign preview winback --customer C000042
     """
+    from campaigns.config import load_config
+    from campaigns.preview import preview_messages
+
     config = load_config(config_path)
     previews = preview_messages(config, campaign, _now(at), list(customers) or None, sample, seed)
     out = console()
     if not previews:
-        out.print(f"{campaign}: nobody to preview (the audience is empty)")
+        out.print(f"{campaign}: nobody to preview: the campaign matches no customer at this time")
     for preview in previews:
         verdict = "would send" if preview.would_send else "would NOT send"
         if preview.variant is not None:
@@ -103,15 +129,22 @@ def preview_command(
 @config_option
 @at_option
 @click.option("--days", type=click.IntRange(1, 90), default=14, show_default=True)
+@format_option
 @handles_errors
-def forecast_command(config_path: Path, at: datetime | None, days: int) -> None:
+def forecast_command(config_path: Path, at: datetime | None, days: int, output_format: str) -> None:
     """Simulate the coming days of runs: messages per day, how many messages each customer
     gets, cap collisions, overlapping campaigns and campaigns that never fire. Writes nothing.
 
     Example: campaign forecast --days 14
     """
+    from campaigns.config import load_config
+    from campaigns.forecast import forecast
+
     config = load_config(config_path)
     result = forecast(config, _now(at), days)
+    if output_format == "json":
+        print_json(result.to_json())
+        return
     out = console()
     start = f"{result.start:%Y-%m-%d %H:%M}"
     out.print(f"Forecast: {days} days from {start} UTC ({result.runs} simulated runs)")

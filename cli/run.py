@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from campaigns.config import load_config
-from campaigns.run import RunResult, run_campaigns
 from cli.errors import handles_errors
 from cli.options import at_option, config_option
-from cli.output import console, progress_bars, table
+from cli.output import console, format_option, print_json, progress_bars, table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from campaigns.summary import RunResult
 
 
 @click.command("run")
@@ -20,16 +23,25 @@ from cli.output import console, progress_bars, table
 @at_option
 @click.option("--dry-run", is_flag=True, help="Plan and render, but write and send nothing.")
 @click.option("--campaign", "only", metavar="NAME", help="Run only this campaign.")
+@format_option
 @handles_errors
-def run_command(config_path: Path, at: datetime | None, dry_run: bool, only: str | None) -> None:
+def run_command(
+    config_path: Path, at: datetime | None, dry_run: bool, only: str | None, output_format: str
+) -> None:
     """Run every due campaign: segment, plan, render, send or export, each message once.
 
     Example: campaign run --at 2026-11-23T10:00 --dry-run
     """
+    from campaigns.config import load_config
+    from campaigns.run import run_campaigns
+
     config = load_config(config_path)
     out = console()
     with progress_bars(out) as progress:
         result = run_campaigns(config, at=at, dry_run=dry_run, only=only, progress=progress)
+    if output_format == "json":
+        print_json(result.to_json())
+        return
     print_result(out, result)
 
 
@@ -52,30 +64,61 @@ def print_result(out: Console, result: RunResult) -> None:
         out.print("Loaded the data source into the store (first use).")
     fitted = "fitted now" if result.model_fitted else "stored"
     out.print(f"Segmentation model v{result.model_version} ({fitted}).")
-    rows = table(
-        "campaign", "segment", "audience>", "messages>", "status", "channel", "destination"
+    totals = result.totals
+    # A dry run delivers nothing: its planned messages are deferred or queued. Columns that are
+    # zero in every row are left out of the table (the JSON has them all).
+    always = (
+        ("planned", "deferred", "queued") if result.dry_run else ("planned", "sent", "deferred")
     )
-    for row in result.rows:
-        rows.add_row(
-            row.campaign,
-            row.segment,
-            f"{row.audience:,}",
-            f"{row.messages:,}",
-            row.status,
-            row.channel,
-            _relative(row.destination),
+    optional = [n for n in ("queued", "failed", "suppressed", "render_failed") if n not in always]
+    numbers = [*always, *(n for n in optional if getattr(totals, n))]
+    rows = [row for row in result.rows if row.segment]
+    if rows:
+        shown = table(
+            "campaign",
+            "segment",
+            "audience>",
+            "left out>",
+            "held out>",
+            *(f"{n.replace('_', ' ')}>" for n in numbers),
         )
-    out.print(rows)
+        for row in rows:
+            counts = row.counts
+            shown.add_row(
+                row.campaign,
+                row.segment,
+                f"{counts.audience:,}",
+                f"{counts.left_out_total:,}",
+                f"{counts.held_out:,}",
+                *(f"{getattr(counts, n):,}" for n in numbers),
+            )
+        out.print(shown)
     for note in result.notes:
         out.print(f"- {note}")
-    if result.dry_run:
-        out.print(f"Would queue {result.new_messages:,} new messages.")
-    elif result.new_messages == 0:
-        out.print("Nothing new to send.")
-    else:
+    destinations: dict[str, str] = {}
+    for row in result.rows:
+        if row.destination:
+            destinations[row.campaign] = _relative(row.destination)
+    for campaign, where in destinations.items():
+        sent = sum(r.counts.sent for r in result.rows if r.campaign == campaign)
+        out.print(f"- {campaign}: {sent:,} sent to {where}")
+    if result.sent_from_earlier_runs:
         out.print(
-            f"Queued {result.new_messages:,} new messages; sent {result.sent:,}"
-            + (f", {result.failed:,} failed" if result.failed else "")
-            + (f", {result.retrying:,} to retry" if result.retrying else "")
-            + "."
+            f"Also sent {result.sent_from_earlier_runs:,} messages queued by earlier runs "
+            "(deferred or retried)."
         )
+    out.print(_closing_line(result))
+
+
+def _closing_line(result: RunResult) -> str:
+    totals = result.totals
+    if totals.planned == 0:
+        return "Nothing new to send." if not result.dry_run else "Would plan no new messages."
+    if result.dry_run:
+        return (
+            f"Would plan {totals.planned:,} new messages: {totals.queued:,} to deliver now, "
+            f"{totals.deferred:,} deferred until quiet hours end."
+        )
+    from campaigns.counts import fates_sentence
+
+    return f"Planned {totals.planned:,} new messages: {fates_sentence(totals)}."

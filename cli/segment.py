@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from campaigns.config import load_config
-from campaigns.segments import (
-    FittedSegments,
-    assign_segments,
-    fit_segments,
-    segment_report,
-)
 from cli.errors import handles_errors
-from cli.options import at_option, config_option
-from cli.output import console
-from segmentation.report import report_data
+from cli.options import Group, at_option, config_option
+from cli.output import console, format_option, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from campaigns.segments import FittedSegments
 
 
-@click.group("segment")
+@click.group("segment", cls=Group)
 def segment_group() -> None:
     """Fit, assign and report customer segments.
 
@@ -41,6 +35,9 @@ def fit_command(config_path: Path, at: datetime | None) -> None:
 
     Example: campaign segment fit --at 2026-11-23
     """
+    from campaigns.config import load_config
+    from campaigns.segments import fit_segments
+
     config = load_config(config_path)
     model = fit_segments(config, at)
     out = console()
@@ -69,6 +66,11 @@ def assign_command(config_path: Path, at: datetime | None) -> None:
 
     Example: campaign segment assign --at 2026-11-23T09:00
     """
+    from rich.table import Table
+
+    from campaigns.config import load_config
+    from campaigns.segments import assign_segments
+
     config = load_config(config_path)
     result = assign_segments(config, at)
     out = console()
@@ -97,14 +99,7 @@ def assign_command(config_path: Path, at: datetime | None) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write a self-contained HTML report (plots embedded) to this file.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: per segment id, name, size and feature means; per k the metrics and stability.",
-)
+@format_option
 @handles_errors
 def report_command(
     config_path: Path, at: datetime | None, html_path: Path | None, output_format: str
@@ -115,6 +110,9 @@ def report_command(
 
     Example: campaign segment report --html segments.html --format json
     """
+    from campaigns.config import load_config
+    from campaigns.segments import segment_report
+
     config = load_config(config_path)
     report = segment_report(config, at)
     if html_path is not None:
@@ -127,13 +125,13 @@ def report_command(
             encoding="utf-8",
         )
     if output_format == "json":
-        click.echo(json.dumps(report.data, indent=2))
+        print_json(report.data)
         return
     out = console()
     model = report.data["model"]
     out.print(
         f"Segmentation model v{model['version']}: {model['algorithm']}, {model['k']} segments, "
-        f"fitted at {model['fitted_at']}. {model['k_reason']}."
+        f"fitted at {model['fitted_at'].replace('T', ' ')} UTC. {model['k_reason']}."
     )
     _print_segments(out, report.data)
     out.print(f"Names: {report.data['naming']}.")
@@ -179,6 +177,7 @@ def suggest_command(
 
     Example: campaign segment suggest --output drafts.toml && cat drafts.toml >> config.toml
     """
+    from campaigns.config import load_config
     from campaigns.playbook import suggest_campaigns
 
     config = load_config(config_path)
@@ -186,30 +185,27 @@ def suggest_command(
     if output_path is not None:
         output_path.write_text(result.toml, encoding="utf-8")
     if output_format == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "model_version": result.model_version,
-                    "at": result.at.isoformat(),
-                    "drafts": [
-                        {
-                            "name": d.name,
-                            "segment_id": d.segment_id,
-                            "segment": d.segment,
-                            "play": d.play,
-                            "reasoning": d.reasoning,
-                            "baseline_rate": d.baseline_rate,
-                            "minimum_detectable_effect": d.minimum_detectable_effect,
-                            "holdout": d.holdout,
-                            "toml": d.toml,
-                            "templates": sorted(d.templates),
-                        }
-                        for d in result.drafts
-                    ],
-                    "templates_written": [str(p) for p in result.written],
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "model_version": result.model_version,
+                "at": result.at.isoformat(),
+                "drafts": [
+                    {
+                        "name": d.name,
+                        "segment_id": d.segment_id,
+                        "segment": d.segment,
+                        "play": d.play,
+                        "reasoning": d.reasoning,
+                        "baseline_rate": d.baseline_rate,
+                        "minimum_detectable_effect": d.minimum_detectable_effect,
+                        "holdout": d.holdout,
+                        "toml": d.toml,
+                        "templates": sorted(d.templates),
+                    }
+                    for d in result.drafts
+                ],
+                "templates_written": [str(p) for p in result.written],
+            }
         )
         return
     click.echo(f"# Suggested campaigns for segmentation model v{result.model_version}.\n")
@@ -221,6 +217,8 @@ def suggest_command(
 
 
 def _data(model: FittedSegments) -> dict[str, Any]:
+    from segmentation.report import report_data
+
     return report_data(
         model.estimator,
         model.profiles,
@@ -232,6 +230,8 @@ def _data(model: FittedSegments) -> dict[str, Any]:
 
 
 def _print_segments(out: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title="Segments")
     for column in ("id", "name", "customers", "share", "revenue"):
         table.add_column(column, justify="left" if column == "name" else "right")
@@ -261,6 +261,8 @@ def _print_not_segmented(out: Console, data: dict[str, Any]) -> None:
 
 
 def _print_makeup(out: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     names = {str(s["id"]): f"{s['id']} {s['name']}" for s in data["segments"]}
     for part in data["makeup"]:
         table = Table(title=f"Make-up by {part['column']} (share of each segment)")
@@ -294,6 +296,8 @@ def _print_makeup(out: Console, data: dict[str, Any]) -> None:
 
 
 def _print_history(out: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     history = data["history"]
     if len(history) < 2:
         return
@@ -311,6 +315,8 @@ def _print_history(out: Console, data: dict[str, Any]) -> None:
 
 
 def _print_search(out: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title="Quality by k (* chosen)")
     for column in (
         "k",
@@ -340,6 +346,8 @@ def _print_search(out: Console, data: dict[str, Any]) -> None:
 
 
 def _print_migration(out: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     migration: dict[str, dict[str, int]] = data["migration"]
     news = sorted({n for row in migration.values() for n in row}, key=_id_key)
     table = Table(title="Customers moved (rows: previous segment, columns: new segment)")

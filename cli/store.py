@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from campaigns.config import load_config
-from campaigns.migrations import migrate_store
 from cli.errors import handles_errors
 from cli.options import config_option
-from cli.output import console
+from cli.output import console, format_option, print_json
 
 
 @click.command("migrate")
 @config_option
 @click.option("--check", is_flag=True, help="Only say what is pending; exit 1 if anything is.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output as text or as JSON.",
-)
+@format_option
 @handles_errors
 def migrate_command(config_path: Path, check: bool, output_format: str) -> None:
     """Upgrade the store to this version's schema, keeping every row (back it up first).
@@ -34,25 +24,25 @@ def migrate_command(config_path: Path, check: bool, output_format: str) -> None:
 
     Example: campaign migrate --check && campaign migrate
     """
+    from campaigns.config import load_config
+    from campaigns.migrations import migrate_store
+
     report = migrate_store(load_config(config_path), check_only=check)
     before = report.before
     pending = [{"id": r.id, "title": r.title, "online_safe": r.online_safe} for r in before.pending]
     if output_format == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "revision_before": before.current,
-                    "head": before.head,
-                    "pending": pending,
-                    "applied": [r.id for r in report.applied],
-                    "release_0_1_0_store": before.legacy,
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "revision_before": before.current,
+                "head": before.head,
+                "pending": pending,
+                "applied": [r.id for r in report.applied],
+                "release_0_1_0_store": before.legacy,
+            }
         )
     else:
         out = console()
-        was = "a new, empty store" if before.current is None else f"revision {before.current}"
+        was = f"revision {before.current}" if before.current is not None else "no revision (new)"
         if before.legacy:
             was += " (written by release 0.1.0)"
         if before.up_to_date:

@@ -40,7 +40,7 @@ def report_data(
             "algorithm": estimator.algorithm_,
             "k": estimator.k_,
             "features": list(estimator.features_),
-            "fitted_at": created_at.isoformat() if created_at else None,
+            "fitted_at": created_at.isoformat(timespec="seconds") if created_at else None,
             "k_reason": search.reason,
             "search_sample": search.sample_size,
             "new_segments": list(new_ids),

@@ -193,6 +193,17 @@ class Recovery:
         self.outcome: str | None = None
         self.messages = 0
 
+    def runs(self) -> dict[int, int]:
+        """How many of its messages each run queued."""
+        rows = self._connection.execute(
+            text(
+                "SELECT run_id, COUNT(*) FROM message WHERE claimed_by = :token "
+                "AND status = 'exporting' GROUP BY run_id"
+            ),
+            {"token": self.token},
+        ).all()
+        return {int(run): int(n) for run, n in rows}
+
     def finish(self) -> None:
         """Its file is in place: mark its messages sent."""
         self.messages = _finish(self._connection, self.token, self._now)

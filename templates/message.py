@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.errors import TemplateCheckError
+from templates.names import did_you_mean, explain_undefined
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,11 @@ def _get(
         return env.get_template(filename)
     except TemplateNotFound:
         if required:
-            raise TemplateCheckError(f"template {filename} not found in {folder}") from None
+            known = [
+                n.removesuffix(".txt.j2") for n in env.list_templates() if n.endswith(".txt.j2")
+            ]
+            hint = did_you_mean(filename.removesuffix(".txt.j2"), known)
+            raise TemplateCheckError(f"template {filename} not found in {folder}{hint}") from None
         return None
     except TemplateSyntaxError as exc:
         raise TemplateCheckError(f"{Path(folder) / filename}:{exc.lineno}: {exc.message}") from None
@@ -124,7 +129,8 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
     except TemplateError as exc:
         line = _template_line(exc, template)
         where = f"{label}:{line}" if line else label
-        raise TemplateCheckError(f"{where}: {exc}") from None
+        what = explain_undefined(str(exc), context) if isinstance(exc, UndefinedError) else exc
+        raise TemplateCheckError(f"{where}: {what}") from None
 
 
 #: Per compiled template, its globals as one dict. Weak keys: the daemon compiles templates anew

@@ -73,3 +73,22 @@ def fresh_store(store_url: str) -> Iterator[Engine]:
     engine = open_store(store_url)
     yield engine
     engine.dispose()
+
+
+# --- a real browser for the HTML reports -----------------------------------------------------
+
+from tests.browser import Browser, chromium  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's); skips with the reason where it is not installed, and fails
+    instead in CI, which installs it."""
+    executable = chromium()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("no chromium: .ci/run installs Debian's chromium")
+        pytest.skip("no chromium; install Debian's chromium (apt-get install chromium)")
+    opened = Browser(executable)
+    yield opened
+    opened.close()

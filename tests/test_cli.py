@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -21,12 +21,13 @@ def invoke(*args: str) -> Result:
 
 @pytest.fixture
 def demo_workspace(tmp_path: Path) -> Path:
-    """A workspace made by ``campaign init``, shrunk to 400 customers with a fixed history end."""
+    """A workspace made by ``campaign init``, shrunk to 400 customers (the demo shop's history
+    ends at the ``--at`` of the first run)."""
     result = invoke("init", str(tmp_path / "ws"))
     assert result.exit_code == 0, result.output
     config = tmp_path / "ws" / "config.toml"
     text = config.read_text()
-    text = text.replace("customers = 5000", "customers = 400\nend = 2026-11-23T00:00:00")
+    text = text.replace("customers = 5000", "customers = 400")
     config.write_text(text)
     return config
 
@@ -35,12 +36,6 @@ def held_out(output: str) -> int:
     """How many customers the winback experiment held out, from a run's notes."""
     line = next(line for line in output.splitlines() if line.endswith("held out (experiment)"))
     return int(line.split()[2])
-
-
-def deferred(output: str) -> int:
-    """Messages a run deferred past its time for quiet hours (they wait for a later run)."""
-    lines = [line for line in output.splitlines() if line.endswith("until quiet hours end")]
-    return sum(int(line.split(": ")[1].split()[0].replace(",", "")) for line in lines)
 
 
 def test_init_writes_a_workspace_and_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -56,6 +51,29 @@ def test_init_writes_a_workspace_and_refuses_to_overwrite(tmp_path: Path) -> Non
     )
 
 
+def test_init_in_the_current_folder_says_what_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("init", ".")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "Next: campaign check && campaign run --dry-run"
+
+
+def test_a_worker_with_nothing_deliverable_says_why(demo_workspace: Path) -> None:
+    # 03:00 UTC in January 2030: quiet hours for everyone, and in the future for the wall clock.
+    run = invoke("run", "-c", str(demo_workspace), "--at", "2030-01-10T03:00")
+    assert run.exit_code == 0, run.output
+    planned = int(run.output.splitlines()[-1].split()[1])
+    worker = invoke("worker", "-c", str(demo_workspace), "--once")
+    assert worker.exit_code == 0, worker.output
+    assert worker.output.splitlines()[-2:] == [
+        "Worker stopped: sent 0, failed 0.",
+        f"Nothing was deliverable: {planned} messages are deferred until quiet hours end (the "
+        "first at 2030-01-10 07:00 UTC).",
+    ]
+
+
 def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     first = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert first.exit_code == 0, first.output
@@ -68,27 +86,25 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     # other campaign took: one message per customer, but for the winback test's holdout.
     holdout = held_out(first.output)
     assert 0 < holdout < 40
-    queued = 400 - holdout
-    assert lines[-1] == f"Queued {queued} new messages; sent {queued - deferred(first.output)}."
+    # Customers in quiet hours (it is 07:00 in New York) get theirs after 08:00 local time: they
+    # are deferred, not sent, and not in the files.
+    closing = re.fullmatch(
+        r"Planned (\d+) new messages: (\d+) sent, (\d+) deferred until quiet hours end\.",
+        lines[-1],
+    )
+    assert closing is not None, lines[-1]
+    planned, sent, deferred = (int(n) for n in closing.groups())
+    assert planned == 400 - holdout == sent + deferred
+    assert deferred > 0
 
     out = demo_workspace.parent / "out"
     exports = sorted(out.rglob("*-run1.csv")) + sorted(out.rglob("*-run1.jsonl"))
-    assert {p.parent.name for p in exports} <= {
+    assert {p.parent.name for p in exports} == {
         "cart-reminder",
         "newsletter",
         "vip-thanks",
         "winback",
     }
-    second = invoke("run", "-c", str(demo_workspace), "--at", AT)
-    assert second.exit_code == 0, second.output
-    assert second.output.splitlines()[0] == "Run 2 at 2026-11-23 12:00 UTC"
-    assert "- newsletter: window already planned (window 2026-11-19T08:00Z)" in second.output
-    assert second.output.splitlines()[-1] == "Nothing new to send."
-    assert sorted(out.rglob("*-run2.*")) == []
-    # What waits for the quiet hours to end is exported by the first run after them.
-    later = invoke("run", "-c", str(demo_workspace), "--at", "2026-11-24T12:00")
-    assert later.exit_code == 0, later.output
-    exports += sorted(out.rglob("*-run3.csv")) + sorted(out.rglob("*-run3.jsonl"))
     assert all(p.with_name(p.stem + ".manifest.json").exists() for p in exports)
     messages = pd.concat(
         [
@@ -98,34 +114,47 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
             for p in exports
         ]
     )
-    store = sqlite3.connect(demo_workspace.parent / ".campaign" / "campaign.db")
-    query = "SELECT idempotency_key, status FROM message WHERE run_id = 1"
-    rows = store.execute(query).fetchall()
-    store.close()
-    planned = {k for k, _ in rows}
-    held = {k for k, s in rows if s == "held_out"}
-    first_run = messages[messages["idempotency_key"].isin(planned)]
-    # Every message the first run queued was exported once, by it or by the next.
-    assert len(first_run) == first_run["customer_id"].nunique() == 400 - holdout
-    assert set(first_run["idempotency_key"]) == planned - held
+    assert len(messages) == messages["customer_id"].nunique() == sent
     vip = messages[messages["campaign"] == "vip-thanks"]
     assert vip["subject"].str.endswith(", early access is yours").all()
     keys = messages.set_index("campaign")["idempotency_key"]
     assert keys["newsletter"].str.match(r"^newsletter:C\d{6}:2026-11-19T08:00Z$").all()
     assert keys["winback"].str.match(r"^winback:C\d{6}:inactive-since-20\d\d-\d\d-\d\d$").all()
 
+    second = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert second.exit_code == 0, second.output
+    assert second.output.splitlines()[0] == "Run 2 at 2026-11-23 12:00 UTC"
+    assert "- newsletter: window already planned (window 2026-11-19T08:00Z)" in second.output
+    assert second.output.splitlines()[-1] == "Nothing new to send."
+    assert sorted(out.rglob("*-run2.*")) == []
+
+    # An hour later the quiet hours are over: the next run delivers what the first deferred.
+    third = invoke("run", "-c", str(demo_workspace), "--at", "2026-11-23T13:00")
+    assert third.exit_code == 0, third.output
+    assert f"Also sent {deferred} messages queued by earlier runs (deferred or retried)." in (
+        third.output
+    )
+    later = sum(len(pd.read_csv(p, dtype=str)) for p in out.rglob("*-run3.csv")) + sum(
+        len(pd.read_json(p, lines=True, dtype=str)) for p in out.rglob("*-run3.jsonl")
+    )
+    assert later == deferred
+
 
 def test_dry_run_shows_what_the_run_then_does(demo_workspace: Path) -> None:
     dry = invoke("run", "-c", str(demo_workspace), "--at", AT, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert dry.output.splitlines()[0] == "Dry run at 2026-11-23 12:00 UTC"
-    assert dry.output.splitlines()[-1] == f"Would queue {400 - held_out(dry.output)} new messages."
+    assert re.fullmatch(
+        rf"Would plan {400 - held_out(dry.output)} new messages: \d+ to deliver now, \d+ "
+        "deferred until quiet hours end.",
+        dry.output.splitlines()[-1],
+    )
     assert not (demo_workspace.parent / "out").exists()
     real = invoke("run", "-c", str(demo_workspace), "--at", AT)
 
-    # The same campaigns, segments, audiences and message counts, row for row.
+    # The same campaigns, segments, audiences, left out, held out and planned, row for row.
     def table(output: str) -> list[list[str]]:
-        rows = [line.split("│")[1:5] for line in output.splitlines() if line.startswith("│")]
+        rows = [line.split("│")[1:7] for line in output.splitlines() if line.startswith("│")]
         return [[cell.strip() for cell in row] for row in rows]
 
     assert table(dry.output) == table(real.output)
@@ -152,7 +181,11 @@ def test_check_and_status(demo_workspace: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "Customers: 400" in status.output
     # The winback holdout's occasions are recorded, never delivered.
-    assert re.search(r"Outbox: held_out \d+, queued \d+, sent 3\d\d\n", status.output)
+    assert re.search(
+        r"Outbox: 3\d\d messages: \d+ sent, \d+ deferred, 0 queued \(deferred until "
+        r"2026-11-23 13:00 UTC at the latest\); \d+ customers held out\.\n",
+        status.output,
+    ), status.output
     assert "│ newsletter    │ schedule │ 2026-11-26 08:00       │" in status.output
     assert "│ winback       │ inactive │ each run, per customer │" in status.output
 
@@ -160,12 +193,36 @@ def test_check_and_status(demo_workspace: Path) -> None:
 def test_check_reports_a_template_typo_with_line(demo_workspace: Path) -> None:
     template = demo_workspace.parent / "templates" / "winback.txt.j2"
     template.write_text("Hello\n{{ customer.frist_name }}\n")
+    line = demo_workspace.read_text().splitlines().index('template = "winback"') + 1
+    expected = (
+        f"Error: {demo_workspace}:{line}: campaigns.winback.template: winback.txt.j2:2: customer "
+        "has no attribute 'frist_name'; did you mean 'first_name'?\n"
+    )
     result = invoke("check", "-c", str(demo_workspace))
     assert result.exit_code == 1
-    assert result.output == (
-        "Error: campaigns.winback.template: winback.txt.j2:2: 'dict object' has no attribute "
-        "'frist_name'\n"
+    assert result.output == expected
+    # A run finds it too, before it touches the store: no data loaded, no run recorded.
+    run = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert run.exit_code == 1
+    assert run.output == expected
+    assert not (demo_workspace.parent / ".campaign").exists()
+
+
+def test_a_missing_template_stops_the_run_before_it_starts(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    demo_workspace.write_text(text.replace('template = "newsletter"', 'template = "newsleter"'))
+    line = demo_workspace.read_text().splitlines().index('template = "newsleter"') + 1
+    templates = demo_workspace.parent / "templates"
+    run = invoke("run", "-c", str(demo_workspace), "--at", AT)
+    assert run.exit_code == 1
+    assert run.output == (
+        f"Error: {demo_workspace}:{line}: campaigns.newsletter.template: template "
+        f"newsleter.txt.j2 not found in {templates}; did you mean 'newsletter'?\n"
     )
+    assert not (demo_workspace.parent / ".campaign").exists()
+    status = invoke("status", "-c", str(demo_workspace), "--format", "json")
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["store_exists"] is False
 
 
 def test_bad_config_is_one_line(demo_workspace: Path) -> None:
@@ -255,10 +312,12 @@ def test_plan_preview_and_forecast_write_nothing(demo_workspace: Path) -> None:
     again = invoke("plan", "-c", str(demo_workspace), "--at", AT)
     assert "│ newsletter    │ window already planned │ 2026-11-19T08:00Z │" in again.output
     changes = again.output.split("Changes since the last run:\n")[1]
-    # The newsletter audience is the same; winback customers messaged this spell are done.
-    assert "newsletter" not in changes
-    assert "winback / " in changes
-    assert "no longer in the audience (was" in changes
+    # The same customers are inactive: winback still matches them, and leaves them out as
+    # messaged for this spell; the newsletter's window is done.
+    assert changes == "- no audience changed since run 1\n"
+    assert re.search(
+        r"- winback: left out [\d,]+ already in the outbox for this occasion", again.output
+    )
 
 
 def test_preview_one_customer_says_why_not(demo_workspace: Path) -> None:
@@ -299,9 +358,8 @@ def test_do_not_contact_file(demo_workspace: Path) -> None:
     demo_workspace.write_text(text)
     result = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert result.exit_code == 0, result.output
-    queued = 398 - held_out(result.output)
-    sent = queued - deferred(result.output)
-    assert result.output.splitlines()[-1] == f"Queued {queued} new messages; sent {sent}."
+    planned = 398 - held_out(result.output)
+    assert result.output.splitlines()[-1].startswith(f"Planned {planned} new messages: ")
     assert "- newsletter: 2 left out (suppressed)" in result.output
 
 
@@ -317,3 +375,23 @@ def test_check_reports_a_target_score_that_does_not_exist(demo_workspace: Path) 
         "Error: campaigns.newsletter.target.by: unknown column 'propensity' (scores such as "
         "propensity exist once a model is trained: campaign model train)\n"
     )
+
+
+def test_preview_after_a_run_shows_who_the_campaign_matched_and_why_not(
+    demo_workspace: Path,
+) -> None:
+    # Right after the run, winback is due (per-customer trigger) and matches the same inactive
+    # customers, but sends to nobody: the preview samples them and says why, as plan counts it.
+    assert invoke("run", "-c", str(demo_workspace), "--at", AT).exit_code == 0
+    plan = invoke("plan", "-c", str(demo_workspace), "--at", AT)
+    assert re.search(r"│ winback\s+│ due\s+│ per customer", plan.output)
+    preview = invoke("preview", "winback", "-c", str(demo_workspace), "--at", AT, "--sample", "3")
+    assert preview.exit_code == 0, preview.output
+    headers = [line for line in preview.output.splitlines() if line.startswith("───")]
+    assert len(headers) == 3
+    for header in headers:
+        assert re.search(
+            r"would NOT send \(variant \w+\), left out \((already in the outbox for this "
+            r"occasion|frequency cap)\)$",
+            header,
+        ), header

@@ -131,12 +131,22 @@ def test_columns_serve_where_targeting_and_templates(cdnow_workspace: Path) -> N
     )
 
     result = run_campaigns(config, at, dry_run=True)
-    audience = sum(r.audience for r in result.rows if r.campaign == "save-the-valuable")
+    rows = [r.counts for r in result.rows if r.campaign == "save-the-valuable"]
     # The condition, then the 25 best by P(alive) x 12-month value (the cut is counted).
     chosen = customers[(customers["p_alive"] < 0.5) & (customers["clv_12m"] > 5)]
-    assert audience == min(25, len(chosen))
+    assert sum(c.audience for c in rows) == len(chosen)
+    assert sum(c.planned + c.held_out for c in rows) == min(25, len(chosen))
+    cut = sum(c.left_out.get("below the targeting cut", 0) for c in rows)
+    assert cut == len(chosen) - min(25, len(chosen))
     assert f"save-the-valuable: {len(chosen) - 25:,} left out (below the targeting cut)" in (
         result.notes
     )
     checked = invoke("check", "-c", config_path)
     assert checked.splitlines()[-1] == f"{config_path}: OK (1 campaigns, 1 templates, 1 channels)"
+
+
+def test_templates_may_read_the_lifetime_value_columns() -> None:
+    from campaigns.personalization.clv.model import COLUMNS
+    from campaigns.validate import _ALWAYS
+
+    assert set(COLUMNS) <= set(_ALWAYS)

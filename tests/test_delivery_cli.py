@@ -42,10 +42,10 @@ def test_pause_holds_delivery_until_resume_and_a_worker_delivers(tmp_path: Path)
     lines = run.output.splitlines()
     assert lines[-2:] == [
         "- delivery is paused (campaign resume): queued messages wait in the outbox",
-        "Queued 50 new messages; sent 0.",
+        "Planned 50 new messages: 0 sent, 50 queued.",
     ]
     status = invoke("status", "-c", str(config), "--at", AT)
-    assert "Outbox: queued 50\n" in status.output
+    assert "Outbox: 50 messages: 0 sent, 50 queued.\n" in status.output
     assert (
         f"Delivery: paused since {since:%Y-%m-%d %H:%M:%S} UTC (campaign resume to send)\n"
         in status.output
@@ -70,7 +70,7 @@ def test_pause_holds_delivery_until_resume_and_a_worker_delivers(tmp_path: Path)
     assert exports[0].endswith(".jsonl")
     assert exports[1].endswith(".manifest.json")
     status = invoke("status", "-c", str(config), "--at", AT)
-    assert "Outbox: sent 50\nDelivery: running\n" in status.output
+    assert "Outbox: 50 messages: 50 sent, 0 queued.\nDelivery: running\n" in status.output
 
 
 def test_status_lists_the_last_delivery_errors(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_status_lists_the_last_delivery_errors(tmp_path: Path) -> None:
         f" {row.split('│')[2].strip()} ",
         " mail    ",
         " failed ",
-        " 0        ",
+        "        0 ",
         " 550 5.1.1 No such user here ",
     ]
 
@@ -107,7 +107,7 @@ def test_a_second_run_on_sqlite_stops_with_who_holds_the_lock(tmp_path: Path) ->
     assert holder.startswith("pid ")
     assert dry.exit_code == 0  # a dry run writes nothing and needs no lock
     after = invoke("run", "-c", str(config), "--at", AT)
-    assert after.output.splitlines()[-1] == "Queued 20 new messages; sent 20."
+    assert after.output.splitlines()[-1] == "Planned 20 new messages: 20 sent."
 
 
 def test_worker_refuses_an_unknown_channel(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_a_missing_credential_stops_delivery_with_messages_kept(tmp_path: Path) 
     config = make_workspace(tmp_path / "ws", CHANNELS + mail, EVERYONE, customers=20)
     # The email channel has nothing to send: its credentials are not needed.
     idle = invoke("run", "-c", str(config), "--at", AT)
-    assert idle.output.splitlines()[-1] == "Queued 20 new messages; sent 20."
+    assert idle.output.splitlines()[-1] == "Planned 20 new messages: 20 sent."
     text = config.read_text().replace('channel = "mail"', 'channel = "email"')
     config.write_text(text.replace('cron = "0 8 * * *"', 'cron = "0 9 * * *"'))
     failed = invoke("run", "-c", str(config), "--at", AT)

@@ -144,7 +144,7 @@ def test_two_runs_at_once_on_postgresql_send_each_message_once(tmp_path: Path, p
         outputs = [r.communicate(timeout=90)[0] for r in runs]
         assert [r.returncode for r in runs] == [0, 0], outputs
     lasts = sorted(o.splitlines()[-1] for o in outputs)
-    assert lasts == ["Nothing new to send.", "Queued 120 new messages; sent 120."]
+    assert lasts == ["Nothing new to send.", "Planned 120 new messages: 120 sent."]
     assert len(server.message_ids()) == len(set(server.message_ids())) == 120
 
 
@@ -195,7 +195,7 @@ def test_serve_runs_jobs_reloads_config_and_stops_on_sigterm(tmp_path: Path) -> 
         soon = datetime.now(UTC).replace(tzinfo=None, microsecond=0) + timedelta(seconds=2)
         config.write_text(config.read_text() + once("flash", soon))
         assert lines.wait_for("reloaded").endswith("reloaded config.toml: 2 jobs")
-        assert lines.wait_for("flash: run").endswith("flash: run 1 queued 60, sent 60")
+        assert lines.wait_for("flash: run").endswith("flash: run 1 planned 60: 60 sent")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
     finally:

@@ -258,12 +258,12 @@ def test_a_killed_run_is_shown_dead_and_the_next_run_says_so(tmp_path: Path) -> 
     assert killed == "Rendering"
     config = load_config(path)
     before = workspace_status(config, AT)
-    assert [(r.id, r.status) for r in before.runs] == [(1, "died")]
+    assert [(r.run_id, r.status) for r in before.runs] == [(1, "died")]
     result = run_campaigns(config, at=AT)
     assert result.run_id == 2
     assert "run 1 died without finishing (marked died)" in result.notes
     after = workspace_status(config, AT)
-    assert [(r.id, r.status) for r in after.runs] == [(2, "succeeded"), (1, "died")]
+    assert [(r.run_id, r.status) for r in after.runs] == [(2, "succeeded"), (1, "died")]
     assert after.runs[1].error == (
         "the process stopped without finishing (killed, or the machine stopped)"
     )

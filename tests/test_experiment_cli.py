@@ -393,3 +393,10 @@ def test_experiment_import_uses_the_design(workspace: Path) -> None:
         "Error: experiment 'winback' belongs to a campaign in the config; its exposures are "
         "recorded by 'campaign run', not imported\n"
     )
+
+
+def test_the_command_line_lists_every_tracked_kind() -> None:
+    from campaigns.experiments.tracking import KINDS
+    from cli.experiment import TRACKED
+
+    assert TRACKED == KINDS

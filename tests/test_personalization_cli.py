@@ -12,6 +12,9 @@ __all__ = ["demo_workspace"]
 
 
 def test_recommend_evaluate_prints_the_table(demo_workspace: Path) -> None:
+    # The store is filled now, by this command: a history that ends on a fixed day.
+    text = demo_workspace.read_text()
+    demo_workspace.write_text(text.replace("seed = 7", "seed = 7\nend = 2026-11-23T00:00:00"))
     result = invoke("recommend", "evaluate", "-c", str(demo_workspace), "--k", "5")
 
     assert result.exit_code == 0, result.output

@@ -93,13 +93,14 @@ def test_customers_without_a_usable_line_are_not_segmented(tmp_path: Path) -> No
     result = run_campaigns(config, at, dry_run=True)
     audiences = {}
     for row in result.rows:
-        audiences.setdefault(row.campaign, {})[row.segment] = row.audience
+        audiences.setdefault(row.campaign, {})[row.segment] = row.counts.audience
     # "*" reaches the customer without a segment; a campaign naming segment 1 leaves them out
     # and says so.
     assert audiences["everyone"]["0 Not segmented"] == 1
     assert sum(audiences["everyone"].values()) == 12
-    assert "0 Not segmented" not in audiences["best"]
-    assert "best: 1 left out (not segmented)" in result.notes
+    # Matched by the trigger and condition, and left out for having no segment: counted.
+    best = next(r for r in result.rows if r.campaign == "best" and r.segment_id == 0)
+    assert (best.counts.planned, best.counts.left_out) == (0, {"not segmented": 1})
 
 
 def test_report_prints_who_is_not_segmented(tmp_path: Path) -> None:

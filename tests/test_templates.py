@@ -49,10 +49,33 @@ def test_missing_values_fall_back_only_where_asked() -> None:
     assert load("hello").render(context(first_name=float("nan"))).text.startswith("Hello there,")
 
 
+def test_a_misspelt_attribute_gets_a_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "frist.txt.j2").write_text("Dear\n{{ customer.frist_name }}\n")
+    template = MessageTemplate.load(make_environment(tmp_path), "frist", "Hello")
+    with pytest.raises(TemplateCheckError) as caught:
+        template.render(context())
+    assert str(caught.value) == (
+        "frist.txt.j2:2: customer has no attribute 'frist_name'; did you mean 'first_name'?"
+    )
+    (tmp_path / "seg.txt.j2").write_text("{{ segment.nmae }}\n")
+    with pytest.raises(TemplateCheckError) as caught:
+        MessageTemplate.load(make_environment(tmp_path), "seg", "Hi").render(context())
+    assert (
+        str(caught.value) == "seg.txt.j2:1: segment has no attribute 'nmae'; did you mean 'name'?"
+    )
+
+
+def test_a_missing_template_gets_a_did_you_mean() -> None:
+    with pytest.raises(TemplateCheckError) as caught:
+        load("helo")
+    assert str(caught.value) == f"template helo.txt.j2 not found in {FOLDER}; did you mean 'hello'?"
+
+
 def test_an_unknown_attribute_fails_with_template_and_line() -> None:
     with pytest.raises(TemplateCheckError) as caught:
         load("typo").render(context())
-    assert str(caught.value) == "typo.txt.j2:2: 'dict object' has no attribute 'vouchr_code'"
+    # Jinja says "'dict object' has no attribute 'vouchr_code'"; we say which record lacks it.
+    assert str(caught.value) == "typo.txt.j2:2: customer has no attribute 'vouchr_code'"
 
 
 def test_a_syntax_error_names_file_and_line() -> None:

@@ -192,7 +192,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     lines = key_lines(text)
     try:
-        config = Config.model_validate({**data, "root": path.resolve().parent})
+        config = Config.model_validate({**data, "root": path.resolve().parent, "file": path})
     except ValidationError as exc:
         messages = []
         for error in exc.errors():
@@ -227,3 +227,17 @@ def _check_references(config: Config, path: Path, lines: Mapping[Any, int]) -> N
             )
     if errors:
         raise ConfigError("\n".join(errors))
+
+
+def where_in_config(config: Config, *loc: str | int) -> str:
+    """``config.toml:42: campaigns.winback.template`` for a key of a loaded config: the file and
+    line where the key (or its nearest written parent) is, then the dotted key path."""
+    path = format_loc(loc)
+    if config.file is None:
+        return path
+    try:
+        lines = key_lines(config.file.read_text(encoding="utf-8"))
+    except OSError:
+        return f"{config.file}: {path}"
+    line = _line_for(loc, lines)
+    return f"{config.file}:{line}: {path}" if line else f"{config.file}: {path}"

@@ -17,7 +17,7 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def check_timezone(value: str) -> str:

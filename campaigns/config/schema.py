@@ -20,7 +20,7 @@ from campaigns.errors import ConfigError
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # ---------------------------------------------------------------------------------------- store
@@ -492,6 +492,8 @@ class Config(_Model):
     experiments: dict[str, ImportedExperimentConfig] = Field(default_factory=dict)
     #: The folder of the config file: relative paths are resolved against it (set by the loader).
     root: Path = Path()
+    #: The config file itself (set by the loader), so later checks can name its lines.
+    file: Path | None = None
 
     def require_campaign(self, name: str) -> CampaignConfig:
         """The campaign called ``name``, or a :class:`ConfigError` listing the campaigns."""

@@ -45,7 +45,7 @@ def profile_workspace(config: Config, at: datetime | None = None) -> dict[str, A
 
     at = at or datetime.now(UTC).replace(tzinfo=None)
     with opened_store(config.store.url, config.root) as engine:
-        shop, _ = ensure_data(engine, config)
+        shop, _ = ensure_data(engine, config, at)
         recorded = get_meta(engine, QUARANTINED_KEY)
     quarantined = json.loads(recorded) if recorded else {}
     return profile_shop(shop, at, quarantined)

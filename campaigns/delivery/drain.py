@@ -18,8 +18,9 @@ A drain claims only messages due when it started, so a message it has just tried
 drain, however long this one runs. Before a file channel claims, unfinished exports of dead
 workers are finished or rolled back.
 
-Leases, retry times and ``sent_at`` follow the wall clock; what is due (a message deferred by quiet
-hours) follows the run's logical time ``at`` when one is given.
+Leases and ``sent_at`` follow the wall clock: a lease is about how long a real process may hold a
+batch. What is due follows the run's ``--at`` when it has one: a message deferred (quiet hours) or
+set to retry past ``at`` is not delivered by that run, and retries are scheduled from ``at``.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class DrainResult:
     #: Withheld at send time: the customer became suppressed after the message was queued.
     suppressed: Counter[str] = field(default_factory=Counter)
     destinations: dict[str, set[str]] = field(default_factory=dict)
-    #: Sent messages that an earlier run had queued (one that died, or deferred ones), by run.
-    from_earlier_runs: Counter[int] = field(default_factory=Counter)
+    #: Messages sent, by the run that queued them (a run also delivers earlier runs' messages).
+    sent_by_run: Counter[int] = field(default_factory=Counter)
     #: Messages of exports that a dead worker had prepared: finished (published) or rolled back.
     exports_finished: int = 0
     exports_rolled_back: int = 0
@@ -109,22 +110,25 @@ def drain(
     label: str = "",
     *,
     channels: Iterable[str] | None = None,
-    run_id: int | None = None,
     clock: Callable[[], datetime] = utc_now,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> DrainResult:
     """Deliver every deliverable message of every configured channel (or of ``channels``).
 
     ``at`` is the run's logical time: messages deferred past it (quiet hours) wait; it also names
-    files (through ``label``). Leases and retry times follow ``clock``. ``run_id`` is the run
-    draining, to count what it finishes of earlier runs. ``should_stop`` is read between batches
-    for a graceful stop.
+    files (through ``label``) and decides what is due (without it, ``clock()``). Leases follow
+    ``clock``. ``should_stop`` is read between batches for a graceful stop.
     """
     result = DrainResult()
     worker = worker_id()
     started = clock()
     release_dead_local_claims(engine, started)
+    # Claims take what was due when the drain started; retries are scheduled from the run's time.
     due_by = at if at is not None else started
+
+    def due() -> datetime:
+        return at if at is not None else clock()
+
     label = label or f"{(at or started):%Y%m%dT%H%M%S}-{os.getpid()}"
     listed: set[str] | None = None  # the do-not-contact file, read once if a batch needs it
     for name in sorted(channels if channels is not None else config.channels):
@@ -163,22 +167,16 @@ def drain(
                     batch = batch[~batch["id"].isin(withheld["id"])]
                     if batch.empty:
                         continue
-                _count_earlier(batch, run_id, result)
                 name_part = label if part == 1 else f"{label}-{part}"
                 if isinstance(channel, FileChannel):
                     _export(engine, channel, batch, token, name_part, lease, clock, result)
                     continue
-                _deliver(engine, channel, batch, token, name_part, lease, settings, clock, result)
+                _deliver(
+                    engine, channel, batch, token, name_part, lease, settings, clock, due, result
+                )
         finally:
             channel.close()
     return result
-
-
-def _count_earlier(batch: pd.DataFrame, run_id: int | None, result: DrainResult) -> None:
-    if run_id is None:
-        return
-    runs = batch["run_id"].astype(int)
-    result.from_earlier_runs.update(runs[runs != run_id].tolist())
 
 
 def _deliver(
@@ -190,6 +188,7 @@ def _deliver(
     lease: timedelta,
     settings: ChannelSettings,
     clock: Callable[[], datetime],
+    due: Callable[[], datetime],
     result: DrainResult,
 ) -> None:
     """Send a batch through a message-by-message channel, recording each send at once."""
@@ -210,8 +209,10 @@ def _deliver(
 
     with _keeping_lease(engine, token, lease, clock):
         outcome = channel.send(batch, label, on_result)
-    attempts = dict(zip(batch["id"].astype(int), batch["attempts"].astype(int), strict=True))
-    campaigns = dict(zip(batch["id"].astype(int), batch["campaign"], strict=True))
+    ids = batch["id"].astype(int)
+    attempts = dict(zip(ids, batch["attempts"].astype(int), strict=True))
+    campaigns = dict(zip(ids, batch["campaign"], strict=True))
+    runs = dict(zip(ids, batch["run_id"].astype(int), strict=True))
     first_failed: dict[int, datetime | None] = {
         int(i): (None if pd.isna(t) else t.to_pydatetime())
         for i, t in zip(
@@ -225,9 +226,11 @@ def _deliver(
         recorded,
         attempts,
         campaigns,
+        runs,
         first_failed,
         settings,
         clock(),
+        due(),
         result,
     )
 
@@ -256,10 +259,12 @@ def _export(
         for file in staged:
             file.temp_path.unlink(missing_ok=True)
         return
+    runs = dict(zip(batch["id"].astype(int), batch["run_id"].astype(int), strict=True))
     for file, record in zip(staged, prepared, strict=True):
         channel.publish(file)
         sent = exports.finish(engine, record.token, clock())
         result.sent[file.campaign] += sent
+        result.sent_by_run.update(runs[i] for i in file.ids)
         result.destinations.setdefault(file.campaign, set()).add(str(file.path))
 
 
@@ -276,6 +281,7 @@ def _recover_exports(
             if recovery is None:
                 continue  # another worker is on it, or it is done
             if publish(Path(prepared.path), Path(prepared.temp_path)):
+                result.sent_by_run.update(recovery.runs())
                 recovery.finish()
                 result.exports_finished += recovery.messages
                 result.sent[prepared.campaign] += recovery.messages
@@ -339,11 +345,15 @@ def _record(
     recorded: set[int],
     attempts: dict[int, int],
     campaigns: dict[int, str],
+    runs: dict[int, int],
     first_failed: dict[int, datetime | None],
     settings: ChannelSettings,
     now: datetime,
+    due: datetime,
     result: DrainResult,
 ) -> None:
+    """Record a batch's results; ``now`` (the wall clock) stamps sends, ``due`` (the run's time)
+    schedules retries and measures ``retry_for``."""
     base = settings.backoff_seconds
     sent: list[tuple[int, str | None]] = []
     failed: list[tuple[int, str]] = []
@@ -355,12 +365,13 @@ def _record(
             if message not in recorded:
                 sent.append((message, res.destination))
             result.sent[campaigns[message]] += 1
+            result.sent_by_run[runs[message]] += 1
             if res.destination:
                 result.destinations.setdefault(campaigns[message], set()).add(res.destination)
         elif res.fate is Fate.RETRY and not give_up(
-            attempts[message], first_failed[message], now, settings
+            attempts[message], first_failed[message], due, settings
         ):
-            retry.append((message, error, now + backoff(attempts[message], base)))
+            retry.append((message, error, due + backoff(attempts[message], base)))
             result.retrying[campaigns[message]] += 1
         elif res.fate is Fate.BOUNCED:
             bounced.append((message, error))
@@ -372,7 +383,7 @@ def _record(
             result.failed[campaigns[message]] += 1
     outbox.mark_sent(engine, [i for i, _ in sent], [d for _, d in sent], now, claimed_by=token)
     outbox.mark_retry(
-        engine, [i for i, _, _ in retry], [e for _, e, _ in retry], [t for *_, t in retry], now
+        engine, [i for i, _, _ in retry], [e for _, e, _ in retry], [t for *_, t in retry], due
     )
     outbox.mark_failed(engine, [i for i, _ in failed], [e for _, e in failed])
     outbox.mark_bounced(engine, [i for i, _ in bounced], [e for _, e in bounced], now)

@@ -39,7 +39,7 @@ def evaluate(
     from campaigns.data import ensure_data
 
     with opened_store(config.store.url, config.root) as engine:
-        shop, _ = ensure_data(engine, config)
+        shop, _ = ensure_data(engine, config, datetime.now(UTC).replace(tzinfo=None))
     return evaluate_recommenders(shop.transactions, shop.products, k, test_days, settings)
 
 

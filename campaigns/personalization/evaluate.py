@@ -53,6 +53,25 @@ class Evaluation:
     scores: list[MethodScore]
     note: str = ""
 
+    def to_json(self) -> dict[str, object]:
+        """The evaluation as ``campaign recommend evaluate --format json`` prints it."""
+        return {
+            "cutoff": self.cutoff.isoformat(timespec="seconds"),
+            "test_days": self.test_days,
+            "k": self.k,
+            "customers": self.customers,
+            "methods": [
+                {
+                    "method": s.method,
+                    "precision": s.precision,
+                    "recall": s.recall,
+                    "hit_rate": s.hit_rate,
+                }
+                for s in self.scores
+            ],
+            "note": self.note or None,
+        }
+
     def score(self, method: str) -> MethodScore:
         """The score of ``method``."""
         return next(s for s in self.scores if s.method == method)

@@ -57,6 +57,7 @@ from store.frames import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS,
 from store.sources.demo_events import abandoned_carts
 
 __all__ = [
+    "DEMO_TRAITS",
     "GROUP_SHARES",
     "HOLDOUT_FACTOR",
     "TRUE_CONVERSION_BASE",
@@ -101,6 +102,9 @@ _LAPSED_STOP_DAYS = (183, 540)  # lapsed customers' last possible order, in days
 _MISSING_INCOME = 0.02
 
 _TRAITS = ("age", "gender", "income", "children", "latent_group")
+
+#: The demo shop's customer traits, the columns it has besides ``CUSTOMER_COLUMNS``.
+DEMO_TRAITS = _TRAITS
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def train_clv_model(
     from campaigns.data import ensure_data
 
     with opened_store(config.store.url, config.root) as engine:
-        shop, _ = ensure_data(engine, config)
+        shop, _ = ensure_data(engine, config, at or datetime.now(UTC).replace(tzinfo=None))
         at = at or last_purchase_day(shop.transactions)
         if at is None:
             raise PersonalizationError("the store has no transactions to learn lifetime value from")
