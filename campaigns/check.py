@@ -94,7 +94,7 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
         warnings += rejected_model_warnings(engine, config)
     report = CheckReport(warnings=warnings)
     folder = config.path(config.templates)
-    env = make_environment(folder)
+    env = make_environment(folder, config.settings.limits.render_limits())
     segment = {"id": 1, "name": "Sample segment", "profile": {}}
     for name, campaign in config.campaigns.items():
         report.campaigns.append(name)

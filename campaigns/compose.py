@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.errors import RenderBudgetError, TemplateCheckError
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
@@ -29,6 +31,27 @@ OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c != "attempts")
 
 #: Outbox status of a held-out customer's occasion: recorded, never delivered.
 HELD_OUT = "held_out"
+
+#: Outbox status of a message whose template failed for its customer (the error is in
+#: ``last_error``): recorded, never delivered, never retried.
+RENDER_FAILED = "render_failed"
+
+
+class RunDeadline:
+    """The time the rendering of one run may take (``[settings.limits] run_render_seconds``)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def check(self, campaign: str, done: int, total: int) -> None:
+        """Raise :class:`RenderBudgetError` once the run's rendering time is up."""
+        if time.monotonic() > self.ends:
+            raise RenderBudgetError(
+                f"rendering went over the run's budget of {self.seconds:g} s "
+                f"([settings.limits] run_render_seconds) in campaign {campaign} "
+                f"after {done:,} of {total:,} messages; nothing of this run was queued"
+            )
 
 
 def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:
@@ -64,6 +87,7 @@ def compose(
     on_progress: Callable[[int], None] | None = None,
     arms: CampaignArms | None = None,
     recommendations: RunRecommendations | None = None,
+    deadline: RunDeadline | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -75,6 +99,11 @@ def compose(
         their variant's template and ``variant`` context; the holdout gets no message
     :param recommendations: the run's recommender; templates of a campaign with
         ``recommendations`` in config get each customer's products
+    :param deadline: the run's rendering deadline, looked at every 100 messages
+
+    A message whose template fails for its customer (a filter given a missing value, a budget
+    exceeded) does not stop the others: its row has status :data:`RENDER_FAILED`, empty parts
+    and the error in ``last_error``.
     """
     selected = plan.selected
     keys = [
@@ -111,7 +140,11 @@ def compose(
         else {}
     )
     campaign = {"name": plan.name, "description": plan.config.description}
-    subjects, texts, htmls, headers = [], [], [], []
+    subjects: list[str] = []
+    texts: list[str] = []
+    htmls: list[str | None] = []
+    headers: list[str | None] = []
+    errors: list[str | None] = []
     for done, (record, segment_id, variant) in enumerate(
         zip(records, selected["segment_id"], variants, strict=True), start=1
     ):
@@ -126,11 +159,22 @@ def compose(
             variant=contexts[variant],
             recommendations=shown.get(str(record["customer_id"]), ()),
         )
-        message = templates[variant].render(context)
-        subjects.append(message.subject)
-        texts.append(message.text)
-        htmls.append(message.html)
-        headers.append(json.dumps(message.headers) if message.headers else None)
+        try:
+            message = templates[variant].render(context)
+        except TemplateCheckError as exc:
+            subjects.append("")
+            texts.append("")
+            htmls.append(None)
+            headers.append(None)
+            errors.append(str(exc))
+        else:
+            subjects.append(message.subject)
+            texts.append(message.text)
+            htmls.append(message.html)
+            headers.append(json.dumps(message.headers) if message.headers else None)
+            errors.append(None)
+        if deadline is not None and done % 100 == 0:
+            deadline.check(plan.name, done, len(keys))
         if on_progress is not None and done % 1000 == 0:
             on_progress(1000)
     if on_progress is not None:
@@ -158,10 +202,15 @@ def compose(
             "created_at": pd.Timestamp(at),
             "next_attempt_at": later,
             "headers": headers,
+            "last_error": errors,
         },
         columns=list(OUTBOX_COLUMNS),
     )
+    failed = messages["last_error"].notna()
     messages["status"] = "queued"
+    if failed.any():
+        messages.loc[failed, "status"] = RENDER_FAILED
+        messages.loc[failed, "next_attempt_at"] = pd.NaT
     if held.empty:
         return messages
     # The holdout's occasions are recorded too, as messages that are never delivered: the
@@ -183,6 +232,7 @@ def compose(
             "created_at": pd.Timestamp(at),
             "next_attempt_at": pd.NaT,
             "headers": None,
+            "last_error": None,
             "status": HELD_OUT,
         }
     )

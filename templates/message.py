@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxErro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.errors import TemplateCheckError
+from templates.limits import RenderLimits, budget, current
 from templates.names import did_you_mean, explain_undefined
 
 
@@ -70,7 +71,13 @@ class MessageTemplate:
         return cls(name, subject_template, text, html, static, compiled)
 
     def render(self, context: dict[str, Any]) -> RenderedMessage:
-        """Render every part; a failure names the part and the template line."""
+        """Render every part under one budget (:mod:`templates.limits`); a failure, whatever
+        its cause (a filter given a missing value, a budget exceeded), is a
+        :class:`TemplateCheckError` that names the part and the template line."""
+        with budget(getattr(self.text.environment, "render_limits", RenderLimits())):
+            return self._render_parts(context)
+
+    def _render_parts(self, context: dict[str, Any]) -> RenderedMessage:
         subject = self.static_subject
         if subject is None:
             subject = _render(self.subject, context, f"subject of {self.name}").strip()
@@ -122,7 +129,7 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
                 template.blocks,
                 globals=merged,
             )
-            return template.environment.concat(template.root_render_func(frame))
+            return _bounded_concat(template.root_render_func(frame))
         except Exception:
             template.environment.handle_exception()  # re-raises with template lines
             raise  # pragma: no cover - handle_exception always raises
@@ -131,6 +138,30 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
         where = f"{label}:{line}" if line else label
         what = explain_undefined(str(exc), context) if isinstance(exc, UndefinedError) else exc
         raise TemplateCheckError(f"{where}: {what}") from None
+    except RecursionError:
+        raise TemplateCheckError(f"{label}: calls nested too deep") from None
+    except Exception as exc:
+        # A filter or method given a value it cannot take (one customer's missing amount...).
+        line = _template_line(exc, template)
+        where = f"{label}:{line}" if line else label
+        raise TemplateCheckError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
+def _bounded_concat(chunks: Iterator[str]) -> str:
+    """The rendered chunks joined, the size and the clock checked as they come."""
+    found = current()
+    if found is None:
+        return "".join(chunks)
+    parts = []
+    size = 0
+    for step, chunk in enumerate(chunks, start=1):
+        size += len(chunk)
+        if size > found.limits.max_chars:
+            found.check_size(size, "the rendered message")
+        if step % 256 == 0:
+            found.check_time()
+        parts.append(chunk)
+    return "".join(parts)
 
 
 #: Per compiled template, its globals as one dict. Weak keys: the daemon compiles templates anew

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,6 +17,9 @@ from campaigns.conditions import Condition, ConditionError
 from campaigns.config.experiments import DecisionConfig, ImportedExperimentConfig
 from campaigns.config.rules import Cap, QuietHours, Trigger, parse_duration
 from campaigns.errors import ConfigError
+
+if TYPE_CHECKING:
+    from templates.limits import RenderLimits
 
 
 class _Model(BaseModel):
@@ -463,6 +466,34 @@ class CampaignConfig(_Model):
     experiment: ExperimentConfig | None = None
 
 
+class Limits(_Model):
+    """``[settings.limits]``: the budgets rendering runs under (see docs/configuration.md).
+
+    The defaults are far above what a real template needs; they exist so that one template
+    mistake (a loop inside a loop, a recursive macro) fails its messages instead of hanging the
+    run.
+    """
+
+    #: Time to render one message (all its parts), in seconds.
+    render_seconds: float = Field(default=2.0, gt=0)
+    #: Characters of one rendered part (subject, text, HTML) and of any string built on the way.
+    max_message_chars: int = Field(default=1_000_000, gt=0)
+    #: Items one ``range()`` in a template may produce.
+    max_range: int = Field(default=100_000, gt=0)
+    #: Time to render all the messages of one run, in seconds.
+    run_render_seconds: float = Field(default=3600.0, gt=0)
+    #: A run fails as a whole (nothing of it is queued) when more than this share of one
+    #: campaign's messages fail to render; below it, each failure is stored as render_failed.
+    max_render_failure_share: float = Field(default=0.05, ge=0, le=1)
+
+    def render_limits(self) -> RenderLimits:
+        """The per-message budget for :func:`templates.make_environment`."""
+        # Imported here: loading a config must not import the templates package (pandas).
+        from templates.limits import RenderLimits
+
+        return RenderLimits(self.render_seconds, self.max_message_chars, self.max_range)
+
+
 class Settings(_Model):
     """Rules that apply across campaigns."""
 
@@ -476,6 +507,8 @@ class Settings(_Model):
     quiet_hours: QuietHours | None = None
     #: A file of customer ids (one per line, or a CSV with a customer_id column) never to contact.
     do_not_contact: Path | None = None
+    #: Budgets of time and size for rendering ([settings.limits]).
+    limits: Limits = Limits()
 
 
 class Config(_Model):
