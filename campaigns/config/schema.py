@@ -6,12 +6,21 @@ values and never re-checks them.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from campaigns.conditions import Condition, ConditionError
 from campaigns.config.experiments import DecisionConfig, ImportedExperimentConfig
@@ -30,13 +39,46 @@ class _Model(BaseModel):
 
 
 class StoreConfig(_Model):
-    """Where the store lives. A relative SQLite path is taken from the config file's folder."""
+    """Where the store lives. A relative SQLite path is taken from the config file's folder.
 
+    ``config.toml`` lives in git, so the URL must not hold a password: PostgreSQL reads it from
+    ``PGPASSWORD`` or ``~/.pgpass``, or the whole URL comes from the environment variable that
+    ``url_env`` names.
+    """
+
+    #: An environment variable holding the whole URL (then ``url`` is not written).
+    url_env: str | None = None
     url: str = "sqlite:///.campaign/campaign.db"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("url_env"), str) and "url" not in data:
+            value = os.environ.get(data["url_env"])
+            if value:
+                data = {**data, "url": value}
+        return data
+
+    @field_validator("url_env")
+    @classmethod
+    def _variable_set(cls, value: str | None) -> str | None:
+        if value is not None and not os.environ.get(value):
+            raise ValueError(f"names the environment variable {value}, which is not set")
+        return value
 
     @field_validator("url")
     @classmethod
-    def _known_dialect(cls, value: str) -> str:
+    def _known_dialect(cls, value: str, info: ValidationInfo) -> str:
+        variable = info.data.get("url_env")
+        from_environment = variable is not None and os.environ.get(variable) == value
+        if variable is not None and not from_environment:
+            raise ValueError("give either url or url_env, not both")
+        if not from_environment and urlsplit(value).password is not None:
+            raise ValueError(
+                "must not hold a password (config.toml lives in git); give the password in "
+                "PGPASSWORD or ~/.pgpass, or put the whole URL in an environment variable and "
+                'name it with url_env = "VARIABLE"'
+            )
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError(
                 "must start with 'sqlite:///' or 'postgresql+psycopg://', "
@@ -238,6 +280,8 @@ class FileChannel(_ChannelBase):
     type: Literal["file"]
     format: Literal["csv", "jsonl", "parquet"] = "csv"
     directory: Path = Path("out")
+    #: Allow a ``directory`` outside the workspace (the config file's folder).
+    allow_outside: bool = False
     #: Messages per claim; a delivery writes one file per campaign and claim.
     batch_size: int = Field(default=100_000, ge=1)
 
