@@ -39,12 +39,6 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         limits.BINOP_CHECKS[operator](left, right)
         return limits.BINOPS[operator](left, right)
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        value = super().getattr(obj, attribute)
-        if isinstance(obj, str) and attribute in limits.CHECKED_STR_METHODS and callable(value):
-            return limits.checked_str_method(obj, attribute, value)
-        return value
-
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         found = limits.current()
         if found is None:
@@ -53,6 +47,12 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         for arg in args:
             if isinstance(arg, str):
                 found.check_size(len(arg), "an argument")
+        # A string method whose result may be far larger than the string ('x'.center(10**9)):
+        # its size is checked before it is built. (The sandbox wraps str.format; look inside.)
+        method = getattr(__obj, "__wrapped__", __obj)
+        owner = getattr(method, "__self__", None)
+        if isinstance(owner, str) and getattr(method, "__name__", "") in limits.STR_METHODS:
+            limits.precheck_str_method(owner, method.__name__, args, kwargs)
         if found.depth >= MAX_CALL_DEPTH:
             raise OverBudget(
                 f"calls nested deeper than {MAX_CALL_DEPTH} "

@@ -99,6 +99,17 @@ def budget(limits: RenderLimits) -> Iterator[Budget]:
         _CURRENT.reset(token)
 
 
+def start_budget(limits: RenderLimits) -> contextvars.Token[Budget | None]:
+    """Start a message's budget (the fast form of :func:`budget`); pass the token to
+    :func:`end_budget`."""
+    return _CURRENT.set(Budget(limits))
+
+
+def end_budget(token: contextvars.Token[Budget | None]) -> None:
+    """End the budget :func:`start_budget` began."""
+    _CURRENT.reset(token)
+
+
 def current() -> Budget | None:
     """The budget of the message being rendered, if any."""
     return _CURRENT.get()
@@ -155,9 +166,10 @@ def _pad_width(args: tuple[Any, ...]) -> int:
     return max((a for a in args if isinstance(a, int) and not isinstance(a, bool)), default=0)
 
 
-def _precheck_str_method(
+def precheck_str_method(
     text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
+    """Refuse ``text.name(*args)`` if its result would be over the size budget."""
     found = current()
     if found is None:
         return
@@ -180,19 +192,9 @@ def _precheck_str_method(
             )
 
 
-CHECKED_STR_METHODS = frozenset(
+STR_METHODS = frozenset(
     {"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map", "replace", "join"}
 )
-
-
-def checked_str_method(text: str, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    """``text.name`` as a template gets it: its result's size is checked before it is built."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        _precheck_str_method(text, name, args, kwargs)
-        return method(*args, **kwargs)
-
-    return call
 
 
 # ------------------------------------------------------------------------------------ globals

@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxErro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.errors import TemplateCheckError
-from templates.limits import RenderLimits, budget, current
+from templates.limits import RenderLimits, current, end_budget, start_budget
 from templates.names import did_you_mean, explain_undefined
 
 
@@ -74,8 +75,11 @@ class MessageTemplate:
         """Render every part under one budget (:mod:`templates.limits`); a failure, whatever
         its cause (a filter given a missing value, a budget exceeded), is a
         :class:`TemplateCheckError` that names the part and the template line."""
-        with budget(getattr(self.text.environment, "render_limits", RenderLimits())):
+        token = start_budget(getattr(self.text.environment, "render_limits", RenderLimits()))
+        try:
             return self._render_parts(context)
+        finally:
+            end_budget(token)
 
     def _render_parts(self, context: dict[str, Any]) -> RenderedMessage:
         subject = self.static_subject
@@ -148,20 +152,34 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
 
 
 def _bounded_concat(chunks: Iterator[str]) -> str:
-    """The rendered chunks joined, the size and the clock checked as they come."""
+    """The rendered chunks joined, within the size budget.
+
+    Most messages are a few dozen chunks: joined at once and measured. A longer output (a loop)
+    is measured as it comes, so that a loop cannot build gigabytes before the check. (Loops and
+    calls watch the clock themselves: :mod:`templates.limits`.)
+    """
     found = current()
     if found is None:
         return "".join(chunks)
-    parts = []
-    size = 0
-    for step, chunk in enumerate(chunks, start=1):
-        size += len(chunk)
-        if size > found.limits.max_chars:
-            found.check_size(size, "the rendered message")
-        if step % 256 == 0:
-            found.check_time()
-        parts.append(chunk)
-    return "".join(parts)
+    limit = found.limits.max_chars
+    text = "".join(islice(chunks, _FEW_CHUNKS))
+    size = len(text)
+    following = next(chunks, None)
+    if following is not None:
+        parts = [text]
+        for chunk in chain((following,), chunks):
+            size += len(chunk)
+            if size > limit:
+                break
+            parts.append(chunk)
+        text = "".join(parts)
+    if size > limit:
+        found.check_size(size, "the rendered message")
+    return text
+
+
+#: Chunks joined without counting: a template's few dozen literal runs and expressions.
+_FEW_CHUNKS = 64
 
 
 #: Per compiled template, its globals as one dict. Weak keys: the daemon compiles templates anew

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from campaigns.config import load_config
 from campaigns.config.schema import Config
 from campaigns.counts import FATES
-from campaigns.errors import RenderFailuresError
+from campaigns.errors import RenderBudgetError, RenderFailuresError
 from campaigns.run import run_campaigns
 from cli.main import cli
 from store import outbox
@@ -209,3 +209,17 @@ def test_a_condition_that_fails_for_customers_leaves_them_out_with_the_reason(
         "newsletter: where \"email is not null and lower(age) == 'x'\": column 23: lower() needs "
         "text, got a number (300 customers)"
     ) in result.notes
+
+
+def test_a_run_over_its_rendering_deadline_stops_with_nothing_queued(tmp_path: Path) -> None:
+    slow = "{% for i in range(30000) %}{% endfor %}Hi {{ customer.first_name }}\n"
+    settings = "limits = { run_render_seconds = 0.05 }"
+    config = workspace(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", slow, settings)
+    with pytest.raises(RenderBudgetError) as caught:
+        run_campaigns(config, at=AT, only="newsletter")
+    assert str(caught.value).startswith(
+        "rendering went over the run's budget of 0.05 s ([settings.limits] run_render_seconds) "
+        "in campaign newsletter after 100 of "
+    )
+    assert str(caught.value).endswith(" messages; nothing of this run was queued")
+    assert stored(config).empty
