@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from campaigns.errors import RenderBudgetError, TemplateCheckError
+from campaigns.errors import RenderBudgetError, RenderFailuresError, TemplateCheckError
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
@@ -37,20 +37,36 @@ HELD_OUT = "held_out"
 RENDER_FAILED = "render_failed"
 
 
-class RunDeadline:
-    """The time the rendering of one run may take (``[settings.limits] run_render_seconds``)."""
+class RunRenderBudget:
+    """What rendering one run may cost (``[settings.limits]``): a deadline for all its messages
+    (``run_render_seconds``) and the share of a campaign's messages that may fail to render
+    (``max_render_failure_share``) before the run stops as a whole."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_failure_share: float) -> None:
         self.seconds = seconds
         self.ends = time.monotonic() + seconds
+        self.max_failure_share = max_failure_share
 
-    def check(self, campaign: str, done: int, total: int) -> None:
+    def check_time(self, campaign: str, done: int, total: int) -> None:
         """Raise :class:`RenderBudgetError` once the run's rendering time is up."""
         if time.monotonic() > self.ends:
             raise RenderBudgetError(
                 f"rendering went over the run's budget of {self.seconds:g} s "
                 f"([settings.limits] run_render_seconds) in campaign {campaign} "
                 f"after {done:,} of {total:,} messages; nothing of this run was queued"
+            )
+
+    def check_failures(self, campaign: str, failures: list[tuple[str, str]], total: int) -> None:
+        """Raise :class:`RenderFailuresError` as soon as more than the allowed share of the
+        campaign's ``total`` messages failed: the template is broken, not one customer's data
+        (and a template that hangs costs ``render_seconds`` per message: stop early)."""
+        if len(failures) > self.max_failure_share * total:
+            customer, error = failures[0]
+            raise RenderFailuresError(
+                f"campaign {campaign}: {len(failures):,} of {total:,} messages failed to render "
+                f"(more than [settings.limits] max_render_failure_share = "
+                f"{self.max_failure_share:.0%}); nothing of this run was queued. "
+                f"First, customer {customer}: {error}"
             )
 
 
@@ -87,7 +103,7 @@ def compose(
     on_progress: Callable[[int], None] | None = None,
     arms: CampaignArms | None = None,
     recommendations: RunRecommendations | None = None,
-    deadline: RunDeadline | None = None,
+    budget: RunRenderBudget | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -99,7 +115,8 @@ def compose(
         their variant's template and ``variant`` context; the holdout gets no message
     :param recommendations: the run's recommender; templates of a campaign with
         ``recommendations`` in config get each customer's products
-    :param deadline: the run's rendering deadline, looked at every 100 messages
+    :param budget: the run's rendering deadline (looked at every 100 messages) and the share of
+        messages that may fail before the run stops (:class:`RunRenderBudget`)
 
     A message whose template fails for its customer (a filter given a missing value, a budget
     exceeded) does not stop the others: its row has status :data:`RENDER_FAILED`, empty parts
@@ -145,6 +162,7 @@ def compose(
     htmls: list[str | None] = []
     headers: list[str | None] = []
     errors: list[str | None] = []
+    failures: list[tuple[str, str]] = []
     for done, (record, segment_id, variant) in enumerate(
         zip(records, selected["segment_id"], variants, strict=True), start=1
     ):
@@ -167,14 +185,17 @@ def compose(
             htmls.append(None)
             headers.append(None)
             errors.append(str(exc))
+            failures.append((str(record["customer_id"]), str(exc)))
+            if budget is not None:
+                budget.check_failures(plan.name, failures, len(keys))
         else:
             subjects.append(message.subject)
             texts.append(message.text)
             htmls.append(message.html)
             headers.append(json.dumps(message.headers) if message.headers else None)
             errors.append(None)
-        if deadline is not None and done % 100 == 0:
-            deadline.check(plan.name, done, len(keys))
+        if budget is not None and done % 100 == 0:
+            budget.check_time(plan.name, done, len(keys))
         if on_progress is not None and done % 1000 == 0:
             on_progress(1000)
     if on_progress is not None:

@@ -18,12 +18,12 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from campaigns.compose import HELD_OUT, RENDER_FAILED, RunDeadline, compose
+from campaigns.compose import HELD_OUT, RunRenderBudget, compose
 from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import DrainResult, drain
-from campaigns.errors import CampaignError, RenderFailuresError
+from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.clv.commands import with_lifetime_value
@@ -154,7 +154,6 @@ def _run(
                 )
             composed = compose_plans(engine, config, plans, ready, at, run_id, report)
             rendered = composed.messages
-            check_render_failures(rendered, config.settings.limits.max_render_failure_share)
             if not dry_run:
                 report("Writing outbox", 0, None)
                 _enqueue(engine, plans, composed, at, run_id)
@@ -236,7 +235,8 @@ def compose_plans(
         else None
     )
     report("Rendering", 0, total_selected)
-    deadline = RunDeadline(config.settings.limits.run_render_seconds)
+    limits = config.settings.limits
+    budget = RunRenderBudget(limits.run_render_seconds, limits.max_render_failure_share)
     composed = Composed()
     # Fitted lazily, once, and only if a due campaign asks for recommendations.
     recommendations = RunRecommendations(shop, customers["segment_id"], at)
@@ -258,26 +258,9 @@ def compose_plans(
             on_progress=lambda n: report("Rendering", n, total_selected),
             arms=arms,
             recommendations=recommendations,
-            deadline=deadline,
+            budget=budget,
         )
     return composed
-
-
-def check_render_failures(rendered: dict[str, pd.DataFrame], max_share: float) -> None:
-    """Raise :class:`RenderFailuresError` when more than ``max_share`` of a campaign's messages
-    failed to render: then its template is broken for everyone, not one customer's data odd,
-    and the run stops before it queues anything."""
-    for campaign, messages in rendered.items():
-        made = messages[messages["status"] != HELD_OUT]
-        failed = made[made["status"] == RENDER_FAILED]
-        if len(made) and len(failed) > max_share * len(made):
-            first = failed.iloc[0]
-            raise RenderFailuresError(
-                f"campaign {campaign}: {len(failed):,} of {len(made):,} messages failed to "
-                f"render ({len(failed) / len(made):.0%}, more than [settings.limits] "
-                f"max_render_failure_share = {max_share:.0%}); nothing of this run was queued. "
-                f"First, customer {first['customer_id']}: {first['last_error']}"
-            )
 
 
 def _only(plan: CampaignPlan, ids: list[str]) -> CampaignPlan:

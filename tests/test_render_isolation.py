@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -135,10 +136,10 @@ def test_a_template_broken_for_everyone_fails_the_run_with_nothing_queued(
     with pytest.raises(RenderFailuresError) as caught:
         run_campaigns(config, at=AT, only="newsletter")
     message = str(caught.value)
-    assert message.startswith("campaign newsletter: ")
-    assert " messages failed to render (100%, more than [settings.limits] " in message
-    assert "max_render_failure_share = 5%); nothing of this run was queued. First, customer C" in (
-        message
+    # It stops as soon as more than 5% of the 300 messages failed: the 16th failure.
+    assert message.startswith(
+        "campaign newsletter: 16 of 300 messages failed to render (more than [settings.limits] "
+        "max_render_failure_share = 5%); nothing of this run was queued. First, customer C"
     )
     assert message.endswith(": newsletter.txt.j2:1: 'int object' has no attribute 'lower'")
     assert stored(config).empty
@@ -209,6 +210,22 @@ def test_a_condition_that_fails_for_customers_leaves_them_out_with_the_reason(
         "newsletter: where \"email is not null and lower(age) == 'x'\": column 23: lower() needs "
         "text, got a number (300 customers)"
     ) in result.notes
+
+
+def test_a_template_that_hangs_fails_the_run_fast(tmp_path: Path) -> None:
+    hangs = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\n"
+    settings = "limits = { render_seconds = 0.05 }"
+    config = workspace(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", hangs, settings)
+    started = time.monotonic()
+    with pytest.raises(RenderFailuresError) as caught:
+        run_campaigns(config, at=AT, only="newsletter")
+    # 16 messages over their 0.05 s, then the run stops: never minutes.
+    assert time.monotonic() - started < 30
+    assert str(caught.value).endswith(
+        ": newsletter.txt.j2:1: over the render time budget (0.05 s per message, "
+        "[settings.limits] render_seconds)"
+    )
+    assert stored(config).empty
 
 
 def test_a_run_over_its_rendering_deadline_stops_with_nothing_queued(tmp_path: Path) -> None:
