@@ -106,6 +106,12 @@ def test_the_cli_counts_render_failures_in_the_table_and_the_json(tmp_path: Path
     assert shown.exit_code == 0, shown.output
     assert "render failed" in shown.output
     assert f"{failed} failed to render." in shown.output.replace("\n", " ")
+    status = CliRunner().invoke(cli, ["status", "-c", str(config.file), "--at", args[4]])
+    assert status.exit_code == 0, status.output
+    assert f", {failed} render failed" in status.output  # the outbox line
+    assert "render failed ┃" in status.output  # a column of the runs table
+    assert "│ render_failed │" in status.output  # among the last errors, with the error
+    assert "TypeError: money needs a number" in status.output
 
 
 def test_retry_never_requeues_messages_that_failed_to_render(tmp_path: Path) -> None:
