@@ -338,7 +338,7 @@ class _Evaluator:
 
 
 def _comparable(a: Any, b: Any) -> bool:
-    if _is_number(a) and _is_number(b):
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):  # numbers, true/false
         return True
     if isinstance(a, (str, bool)) or isinstance(b, (str, bool)):
         return type(a) is type(b)

@@ -518,8 +518,9 @@ def _type_of(node: Node, columns: Mapping[str, str]) -> str:
     if "any" in (left, right):
         return "bool" if node.op in {"==", "!=", "<", "<=", ">", ">="} else "any"
     if node.op in {"==", "!=", "<", "<=", ">", ">="}:
-        # A date column compares with a date written as text ("signup_at > '2025-01-01'").
-        if left != right and {left, right} != {"date", "text"}:
+        # A date column compares with a date written as text ("signup_at > '2025-01-01'"),
+        # true/false with 1/0.
+        if left != right and {left, right} not in ({"date", "text"}, {"bool", "number"}):
             raise ConditionError(
                 f"cannot compare {_KIND.get(left, left)} with {_KIND.get(right, right)} "
                 f"using '{node.op}' ({_describe_node(node.left, left)}, "
