@@ -173,9 +173,10 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
                 )
                 for part in ("txt", "html"):
                     _check_names(env, f"{template_name}.{part}.j2", folder, required=part == "txt")
+                record = {k: plain(v) for k, v in customer.items()}
                 template.render(
                     build_context(
-                        customer={k: plain(v) for k, v in customer.items()},
+                        customer=_AnyTrait(record) if isinstance(customer, _AnyTrait) else record,
                         segment=segment,
                         campaign={"name": name, "description": campaign.description},
                         now=now,

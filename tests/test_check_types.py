@@ -111,3 +111,45 @@ def test_check_does_not_hang_on_nested_loops(workspace: Path) -> None:
         "Error: campaigns.winback.template: winback.txt.j2:1: over the render time budget "
         "(0.5 s per message, [settings.limits] render_seconds)\n"
     )
+
+
+FILES_CONFIG = """\
+[source]
+type = "files"
+
+[source.transactions]
+path = "{data}/online_retail.csv"
+columns = {{ invoice = "InvoiceNo", product_id = "StockCode", quantity = "Quantity", \
+invoiced_at = "InvoiceDate", unit_price = "UnitPrice", customer_id = "CustomerID" }}
+
+[source.customers]
+path = "{data}/retail_customers.csv"
+columns = {{ customer_id = "Customer ID", email = "E-mail", first_name = "First Name", \
+country = "Country", signup_at = "Joined", timezone = "Time Zone" }}
+traits = {traits}
+
+[channels.export]
+type = "file"
+
+[campaigns.tiers]
+segments = ["*"]
+trigger = {{ type = "schedule", cron = "0 10 * * *" }}
+channel = "export"
+template = "tiers"
+"""
+
+
+@pytest.mark.parametrize("traits", ['["Tier", "Score"]', '["*"]'])
+def test_a_files_workspace_template_reading_its_traits_passes_before_the_first_load(
+    tmp_path: Path, traits: str
+) -> None:
+    data = Path(__file__).parent / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(FILES_CONFIG.format(data=data, traits=traits))
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "tiers.txt.j2").write_text(
+        "Hi {{ customer.first_name }}, your tier: {{ customer.Tier }} ({{ customer.Score }})\n"
+    )
+    result = invoke("check", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{config}: OK (1 campaigns, 1 templates, 1 channels)\n"
