@@ -12,7 +12,7 @@ from jinja2 import TemplateSyntaxError, meta
 
 from campaigns.compose import customer_records, unsubscribe_url
 from campaigns.conditions import ConditionError
-from campaigns.config.schema import Config
+from campaigns.config.schema import Config, DemoSource
 from campaigns.errors import ConfigError, TemplateCheckError
 from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
@@ -142,12 +142,17 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             customer = sample_customer([*trait_columns(engine), *(declared or ())])
             if declared is None:
                 customer = _AnyTrait(customer)
-            for trait, kind in _DECLARED_TYPES.items():
+            # Types we know before any data: our own columns, the demo's traits; traits only
+            # the data will type (a file's columns) are not checked yet.
+            types = {
+                **_COLUMN_TYPES,
+                **(_DEMO_TRAIT_TYPES if isinstance(config.source, DemoSource) else {}),
+                **dict.fromkeys((*RFM_COLUMNS, *_NUMBER_COLUMNS), "number"),
+            }
+            for trait, kind in types.items():
                 if kind == "text" and isinstance(customer.get(trait), int):
                     customer[trait] = "sample"
             columns = [*customer, "segment", "segment_id"]
-            # Traits only the data will type (a file's columns) are not checked yet.
-            types = {**_DECLARED_TYPES, **dict.fromkeys((*RFM_COLUMNS, *_NUMBER_COLUMNS), "number")}
         warnings += rejected_model_warnings(engine, config)
     report = CheckReport(warnings=warnings)
     folder = config.path(config.templates)
@@ -199,7 +204,7 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
 
 
 #: Types of the columns every workspace has, for type checks before the store has data.
-_DECLARED_TYPES = {
+_COLUMN_TYPES = {
     "customer_id": "text",
     "email": "text",
     "first_name": "text",
@@ -208,6 +213,9 @@ _DECLARED_TYPES = {
     "timezone": "text",
     "signup_at": "date",
     "segment": "text",
+}
+#: The demo shop's traits (``store.sources.demo.DEMO_TRAITS``).
+_DEMO_TRAIT_TYPES = {
     "age": "number",
     "gender": "text",
     "income": "number",

@@ -153,3 +153,10 @@ def test_a_files_workspace_template_reading_its_traits_passes_before_the_first_l
     result = invoke("check", "-c", str(config))
     assert result.exit_code == 0, result.output
     assert result.output == f"{config}: OK (1 campaigns, 1 templates, 1 channels)\n"
+
+
+def test_the_demo_traits_have_types() -> None:
+    from campaigns.check import _DEMO_TRAIT_TYPES
+    from store.sources.demo import DEMO_TRAITS
+
+    assert set(_DEMO_TRAIT_TYPES) == set(DEMO_TRAITS)
