@@ -106,14 +106,24 @@ def test_url_env_reads_the_whole_url_from_the_environment(
         load_config(both)
 
 
-def test_url_env_works_for_a_real_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from store.engine import opened_store
+def test_url_env_works_for_a_real_store_and_the_password_is_never_shown(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
 
-    monkeypatch.setenv("CAMPAIGN_STORE_URL", f"sqlite:///{tmp_path / 'from-env.db'}")
-    config = load_config(write(tmp_path, store='url_env = "CAMPAIGN_STORE_URL"'))
-    with opened_store(config.store.url, config.root):
-        pass
-    assert (tmp_path / "from-env.db").exists()
+    from cli.main import cli
+
+    # PostgreSQL: a password in the URL (the test server trusts local connections, so any
+    # password opens it); SQLite has none.
+    url = store_url.replace("://postgres@", "://postgres:not-in-git@")
+    monkeypatch.setenv("CAMPAIGN_STORE_URL", url)
+    path = write(tmp_path, store='url_env = "CAMPAIGN_STORE_URL"')
+    assert load_config(path).store.url == url
+    status = CliRunner().invoke(cli, ["status", "-c", str(path)])
+    assert status.exit_code == 0, status.output
+    assert "not-in-git" not in status.output
+    shown = url.replace(":not-in-git@", ":***@")
+    assert status.output.startswith(f"Store: {shown}\n")
 
 
 # ------------------------------------------------------------------------ future-dated lines
