@@ -8,8 +8,9 @@ fails alone.
 
 What is checked, and where:
 
-- time: at every call from a template (functions, methods, macros, ``caller()``), at every
-  1,024th step of every ``{% for %}`` loop and of every output chunk;
+- time: at every call from a template (functions, methods, macros, ``caller()``) and at every
+  1,024th step of every ``{% for %}`` loop (without a loop or a call, a template's output is
+  bounded by its own length);
 - size: the rendered output, every string a call, a filter or an operator would build (checked
   *before* it is built where the size is known in advance: ``*``, ``%``, ``center``, ``format``,
   ``replace``, ``join``...), every value stored in a ``namespace``;
