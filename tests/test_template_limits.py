@@ -47,6 +47,7 @@ CASES = {
     "join_growth": f"join_growth.txt.j2:1: filter join of 10,000,488,890 characters {SIZE}",
     "long_output": f"long_output.txt.j2: the rendered message of 1,000,100 characters {SIZE}",
     "lipsum": "lipsum.txt.j2:1: unknown name 'lipsum'",
+    "self_include": "self_include.txt.j2: calls nested too deep",
 }
 
 
