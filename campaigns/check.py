@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import pandas as pd
 from jinja2 import TemplateSyntaxError, meta
 
-from campaigns.compose import unsubscribe_url
+from campaigns.compose import customer_records, unsubscribe_url
 from campaigns.conditions import ConditionError
-from campaigns.config.schema import Config
+from campaigns.config.schema import Config, DemoSource
 from campaigns.errors import ConfigError, TemplateCheckError
 from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
@@ -20,7 +21,7 @@ from campaigns.inputs import gather_inputs
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
 from campaigns.run import prepare
-from campaigns.validate import validate_templates
+from campaigns.validate import declared_columns, validate_templates
 from segmentation import RFM_COLUMNS
 from store.engine import opened_store
 from store.frames import CUSTOMER_COLUMNS
@@ -63,38 +64,99 @@ def sample_customer(columns: pd.DataFrame | list[str]) -> dict[str, Any]:
     return sample
 
 
+class _AnyTrait(dict[str, Any]):
+    """A sample customer for a source that keeps every column of its file (``traits = ["*"]``):
+    any trait a template reads is there, as text."""
+
+    def __missing__(self, key: str) -> Any:
+        return "sample"
+
+
+def column_types(columns: pd.DataFrame | Mapping[str, Any]) -> dict[str, str]:
+    """Each column's type as :meth:`Condition.check_types` takes it: from a customer table's
+    dtypes (and values, for object columns), or from a sample customer's values."""
+    if isinstance(columns, pd.DataFrame):
+        found: dict[str, str] = {}
+        for name in columns.columns:
+            column = columns[name]
+            dtype = column.dtype
+            if pd.api.types.is_bool_dtype(dtype):
+                found[str(name)] = "bool"
+            elif pd.api.types.is_datetime64_any_dtype(dtype):
+                found[str(name)] = "date"
+            elif pd.api.types.is_numeric_dtype(dtype):
+                found[str(name)] = "number"
+            else:
+                kinds = {_value_type(v) for v in column.dropna().head(1000)}
+                found[str(name)] = kinds.pop() if len(kinds) == 1 else "any"
+        return found
+    return {str(k): _value_type(v) for k, v in columns.items()}
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, datetime):
+        return "date"
+    return "text" if isinstance(value, str) else "any"
+
+
+#: Customers of the store each campaign's templates are trial-rendered with.
+SAMPLE_CUSTOMERS = 20
+
+
 def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
-    """Check every campaign: its condition names real columns, its template and subject compile
-    and render against a sample customer, and (with data in the store) a forecast of the next
+    """Check every campaign: its condition names real columns and uses each by its type, its
+    template and subject compile and render against a sample customer, and (with data in the
+    store) render for a sample of real customers of its audience, and a forecast of the next
     ``forecast_days`` days finds no overlapping campaigns or campaigns that never send.
 
     A template that reads a variable or attribute the context lacks fails here, with template
-    name and line, instead of at send time.
+    name and line, instead of at send time; so does a template over its budget
+    (``[settings.limits]``). A template that fails for some of the real sample customers (their
+    data, not the template) is a warning naming the campaign, the customer and the error.
     """
     # Names, syntax and customer attributes first, with the config line (as a run checks them).
     validate_templates(config, include_disabled=True)
     now = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
+    ready = None
+    samples: dict[str, list[str]] = {}
     with opened_store(config.store.url, config.root) as engine:
         if count_customers(engine) and forecast_days:
             ready = prepare(engine, config, now, persist=False)
             customer = sample_customer(ready.customers)
             columns = list(ready.customers.columns)
+            types = column_types(ready.customers)
             inputs = gather_inputs(engine, config, ready.customers, ready.shop, now)
             warnings = simulate(config, ready, inputs, now, forecast_days).warnings()
-            audiences = {
-                plan.name: len(plan.audience)
-                for plan in plan_campaigns(config, inputs, ready.model.names)
-            }
+            plans = plan_campaigns(config, inputs, ready.model.names)
+            audiences = {plan.name: len(plan.audience) for plan in plans}
+            samples = {plan.name: _sample_ids(plan.audience, ready.customers) for plan in plans}
             warnings += experiment_warnings(config, audiences)
         else:
-            traits = trait_columns(engine)
-            customer = sample_customer(traits)
+            # A fresh workspace: the traits the config declares (and any the store has).
+            declared = declared_columns(config)
+            customer = sample_customer([*trait_columns(engine), *(declared or ())])
+            if declared is None:
+                customer = _AnyTrait(customer)
+            # Types we know before any data: our own columns, the demo's traits; traits only
+            # the data will type (a file's columns) are not checked yet.
+            types = {
+                **_COLUMN_TYPES,
+                **(_DEMO_TRAIT_TYPES if isinstance(config.source, DemoSource) else {}),
+                **dict.fromkeys((*RFM_COLUMNS, *_NUMBER_COLUMNS), "number"),
+            }
+            for trait, kind in types.items():
+                if kind == "text" and isinstance(customer.get(trait), int):
+                    customer[trait] = "sample"
             columns = [*customer, "segment", "segment_id"]
         warnings += rejected_model_warnings(engine, config)
     report = CheckReport(warnings=warnings)
     folder = config.path(config.templates)
-    env = make_environment(folder)
+    env = make_environment(folder, config.settings.limits.render_limits())
     segment = {"id": 1, "name": "Sample segment", "profile": {}}
     for name, campaign in config.campaigns.items():
         report.campaigns.append(name)
@@ -102,7 +164,9 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
         condition = campaign.condition()
         if condition is not None:
             try:
-                condition.check_names(columns)
+                if not isinstance(customer, _AnyTrait):
+                    condition.check_names(columns)
+                condition.check_types(types)
             except ConditionError as exc:
                 raise ConfigError(f"{where}.where: {exc}") from None
 
@@ -114,9 +178,10 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
                 )
                 for part in ("txt", "html"):
                     _check_names(env, f"{template_name}.{part}.j2", folder, required=part == "txt")
+                record = {k: plain(v) for k, v in customer.items()}
                 template.render(
                     build_context(
-                        customer={k: plain(v) for k, v in customer.items()},
+                        customer=_AnyTrait(record) if isinstance(customer, _AnyTrait) else record,
                         segment=segment,
                         campaign={"name": name, "description": campaign.description},
                         now=now,
@@ -129,9 +194,93 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             except TemplateCheckError as exc:
                 raise TemplateCheckError(f"{where}.template: {exc}") from None
             report.templates.append(template_name)
+            if ready is not None and samples.get(name):
+                report.warnings += _trial_real_customers(
+                    config, name, template, variant, ready, samples[name], now
+                )
         if not campaign.enabled:
             report.warnings.append(f"{where}: disabled")
     return report
+
+
+#: Types of the columns every workspace has, for type checks before the store has data.
+_COLUMN_TYPES = {
+    "customer_id": "text",
+    "email": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "country": "text",
+    "timezone": "text",
+    "signup_at": "date",
+    "segment": "text",
+}
+#: The demo shop's traits (``store.sources.demo.DEMO_TRAITS``).
+_DEMO_TRAIT_TYPES = {
+    "age": "number",
+    "gender": "text",
+    "income": "number",
+    "children": "number",
+    "latent_group": "text",
+}
+_NUMBER_COLUMNS = (
+    "segment_id",
+    "propensity",
+    "uplift",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_spend",
+    "clv_12m",
+    "total_spend",
+)
+
+
+def _sample_ids(audience: pd.DataFrame, customers: pd.DataFrame) -> list[str]:
+    """Up to :data:`SAMPLE_CUSTOMERS` customers to trial-render a campaign with, from its
+    audience now (any customers when nobody is in it): those with the most missing values
+    first, as they are the likeliest to break a template, then a random few."""
+    ids = audience["customer_id"] if len(audience) else customers["customer_id"]
+    chosen = ids.drop_duplicates().sample(frac=1.0, random_state=0)
+    gaps = customers.loc[chosen.to_numpy()].isna().sum(axis=1).to_numpy()
+    order = sorted(range(len(chosen)), key=lambda i: -gaps[i])[:SAMPLE_CUSTOMERS]
+    return [str(chosen.iloc[i]) for i in order]
+
+
+def _trial_real_customers(
+    config: Config,
+    name: str,
+    template: MessageTemplate,
+    variant: dict[str, Any] | None,
+    ready: Any,
+    ids: list[str],
+    now: datetime,
+) -> list[str]:
+    """Render ``template`` for real customers; a warning per campaign for those it fails for."""
+    campaign = config.campaigns[name]
+    segments = ready.model.for_templates()
+    records = customer_records(ready.customers, pd.Series(ids, dtype=object))
+    failures: list[str] = []
+    for record in records:
+        segment_id = int(ready.customers.loc[record["customer_id"], "segment_id"])
+        context = build_context(
+            customer=record,
+            segment=segments[segment_id],
+            campaign={"name": name, "description": campaign.description},
+            now=now,
+            unsubscribe_url=unsubscribe_url(
+                config.settings.unsubscribe_base_url, str(record["customer_id"]), name
+            ),
+            variant=variant,
+        )
+        try:
+            template.render(context)
+        except TemplateCheckError as exc:
+            failures.append(f"customer {record['customer_id']}: {exc}")
+    if not failures:
+        return []
+    return [
+        f"campaigns.{name}.template: {template.name} fails for {len(failures)} of {len(records)} "
+        f"sample customers (their messages would be render_failed); first, {failures[0]}"
+    ]
 
 
 def _check_names(env: Any, filename: str, folder: Any, required: bool) -> None:

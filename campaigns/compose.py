@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.errors import RenderBudgetError, RenderFailuresError, TemplateCheckError
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
@@ -29,6 +31,43 @@ OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c != "attempts")
 
 #: Outbox status of a held-out customer's occasion: recorded, never delivered.
 HELD_OUT = "held_out"
+
+#: Outbox status of a message whose template failed for its customer (the error is in
+#: ``last_error``): recorded, never delivered, never retried.
+RENDER_FAILED = "render_failed"
+
+
+class RunRenderBudget:
+    """What rendering one run may cost (``[settings.limits]``): a deadline for all its messages
+    (``run_render_seconds``) and the share of a campaign's messages that may fail to render
+    (``max_render_failure_share``) before the run stops as a whole."""
+
+    def __init__(self, seconds: float, max_failure_share: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+        self.max_failure_share = max_failure_share
+
+    def check_time(self, campaign: str, done: int, total: int) -> None:
+        """Raise :class:`RenderBudgetError` once the run's rendering time is up."""
+        if time.monotonic() > self.ends:
+            raise RenderBudgetError(
+                f"rendering went over the run's budget of {self.seconds:g} s "
+                f"([settings.limits] run_render_seconds) in campaign {campaign} "
+                f"after {done:,} of {total:,} messages; nothing of this run was queued"
+            )
+
+    def check_failures(self, campaign: str, failures: list[tuple[str, str]], total: int) -> None:
+        """Raise :class:`RenderFailuresError` as soon as more than the allowed share of the
+        campaign's ``total`` messages failed: the template is broken, not one customer's data
+        (and a template that hangs costs ``render_seconds`` per message: stop early)."""
+        if len(failures) > self.max_failure_share * total:
+            customer, error = failures[0]
+            raise RenderFailuresError(
+                f"campaign {campaign}: {len(failures):,} of {total:,} messages failed to render "
+                f"(more than [settings.limits] max_render_failure_share = "
+                f"{self.max_failure_share:.0%}); nothing of this run was queued. "
+                f"First, customer {customer}: {error}"
+            )
 
 
 def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:
@@ -64,6 +103,7 @@ def compose(
     on_progress: Callable[[int], None] | None = None,
     arms: CampaignArms | None = None,
     recommendations: RunRecommendations | None = None,
+    budget: RunRenderBudget | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -75,6 +115,12 @@ def compose(
         their variant's template and ``variant`` context; the holdout gets no message
     :param recommendations: the run's recommender; templates of a campaign with
         ``recommendations`` in config get each customer's products
+    :param budget: the run's rendering deadline (looked at every 100 messages) and the share of
+        messages that may fail before the run stops (:class:`RunRenderBudget`)
+
+    A message whose template fails for its customer (a filter given a missing value, a budget
+    exceeded) does not stop the others: its row has status :data:`RENDER_FAILED`, empty parts
+    and the error in ``last_error``.
     """
     selected = plan.selected
     keys = [
@@ -111,7 +157,12 @@ def compose(
         else {}
     )
     campaign = {"name": plan.name, "description": plan.config.description}
-    subjects, texts, htmls, headers = [], [], [], []
+    subjects: list[str] = []
+    texts: list[str] = []
+    htmls: list[str | None] = []
+    headers: list[str | None] = []
+    errors: list[str | None] = []
+    failures: list[tuple[str, str]] = []
     for done, (record, segment_id, variant) in enumerate(
         zip(records, selected["segment_id"], variants, strict=True), start=1
     ):
@@ -126,11 +177,25 @@ def compose(
             variant=contexts[variant],
             recommendations=shown.get(str(record["customer_id"]), ()),
         )
-        message = templates[variant].render(context)
-        subjects.append(message.subject)
-        texts.append(message.text)
-        htmls.append(message.html)
-        headers.append(json.dumps(message.headers) if message.headers else None)
+        try:
+            message = templates[variant].render(context)
+        except TemplateCheckError as exc:
+            subjects.append("")
+            texts.append("")
+            htmls.append(None)
+            headers.append(None)
+            errors.append(str(exc))
+            failures.append((str(record["customer_id"]), str(exc)))
+            if budget is not None:
+                budget.check_failures(plan.name, failures, len(keys))
+        else:
+            subjects.append(message.subject)
+            texts.append(message.text)
+            htmls.append(message.html)
+            headers.append(json.dumps(message.headers) if message.headers else None)
+            errors.append(None)
+        if budget is not None and done % 100 == 0:
+            budget.check_time(plan.name, done, len(keys))
         if on_progress is not None and done % 1000 == 0:
             on_progress(1000)
     if on_progress is not None:
@@ -158,10 +223,15 @@ def compose(
             "created_at": pd.Timestamp(at),
             "next_attempt_at": later,
             "headers": headers,
+            "last_error": errors,
         },
         columns=list(OUTBOX_COLUMNS),
     )
+    failed = messages["last_error"].notna()
     messages["status"] = "queued"
+    if failed.any():
+        messages.loc[failed, "status"] = RENDER_FAILED
+        messages.loc[failed, "next_attempt_at"] = pd.NaT
     if held.empty:
         return messages
     # The holdout's occasions are recorded too, as messages that are never delivered: the
@@ -183,6 +253,7 @@ def compose(
             "created_at": pd.Timestamp(at),
             "next_attempt_at": pd.NaT,
             "headers": None,
+            "last_error": None,
             "status": HELD_OUT,
         }
     )

@@ -22,13 +22,18 @@ Names are columns of the customer table (traits, RFM features, ``segment_id``, `
 Functions: ``days_since(column)``, ``lower(x)``, ``upper(x)``, ``abs(x)``, ``coalesce(x, y)``.
 An expression is parsed once into a tree and evaluated over the whole table at once with pandas;
 nothing is ever passed to Python's ``eval``. A comparison with a missing value is false.
+
+Limits: a condition is at most :data:`MAX_CHARS` characters and :data:`MAX_PARTS` parts (names,
+values, operators, calls), nested at most :data:`MAX_DEPTH` deep (parentheses, ``not``, ``-``,
+calls); arithmetic other than ``+`` needs numbers, so text is never repeated (``'a' * 9999``).
+Each limit is a :class:`ConditionError` with a column, never a ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +42,8 @@ from campaigns.errors import CampaignError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from campaigns.condition_eval import Evaluation
 
 
 class ConditionError(CampaignError):
@@ -145,11 +152,46 @@ class IsNull(Node):
 
 _FUNCTIONS: dict[str, int] = {"days_since": 1, "lower": 1, "upper": 1, "abs": 1, "coalesce": 2}
 
+#: The longest condition, in characters.
+MAX_CHARS = 100_000
+#: The most parts (names, values, operators, calls; a list after ``in`` is one) in a condition.
+MAX_PARTS = 200
+#: The deepest nesting of parentheses, ``not``, ``-`` and function calls.
+MAX_DEPTH = 32
+
 
 class _Parser:
     def __init__(self, text: str) -> None:
+        if len(text) > MAX_CHARS:
+            raise ConditionError(
+                f"condition of {len(text):,} characters is longer than {MAX_CHARS:,}; "
+                "use a segment or a trait computed in the data instead",
+                MAX_CHARS + 1,
+            )
         self.tokens = _tokens(text)
         self.index = 0
+        self.parts = 0
+        self.depth = 0
+
+    def part(self, position: int) -> None:
+        """Count one more part of the tree (at ``position``), within :data:`MAX_PARTS`."""
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise ConditionError(
+                f"condition has more than {MAX_PARTS} parts; split it into segments or "
+                "use a list ('x in [...]') instead of many 'or' terms",
+                position,
+            )
+
+    def enter(self, position: int) -> None:
+        """One level deeper (parentheses, not, -, a call), within :data:`MAX_DEPTH`."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ConditionError(
+                f"condition is nested deeper than {MAX_DEPTH} levels "
+                "(parentheses, 'not', '-', function calls)",
+                position,
+            )
 
     @property
     def token(self) -> _Token:
@@ -187,23 +229,30 @@ class _Parser:
     def expr(self) -> Node:
         node = self.and_expr()
         while token := self.accept("or"):
+            self.part(token.position)
             node = Binary(token.position, "or", node, self.and_expr())
         return node
 
     def and_expr(self) -> Node:
         node = self.not_expr()
         while token := self.accept("and"):
+            self.part(token.position)
             node = Binary(token.position, "and", node, self.not_expr())
         return node
 
     def not_expr(self) -> Node:
         if token := self.accept("not"):
-            return Unary(token.position, "not", self.not_expr())
+            self.part(token.position)
+            self.enter(token.position)
+            operand = self.not_expr()
+            self.depth -= 1
+            return Unary(token.position, "not", operand)
         return self.comparison()
 
     def comparison(self) -> Node:
         left = self.sum()
         if token := self.accept("==", "!=", "<", "<=", ">", ">="):
+            self.part(token.position)
             return Binary(token.position, token.text, left, self.sum())
         start = self.token
         negated = False
@@ -213,8 +262,10 @@ class _Parser:
                 self.take()
                 negated = True
         if self.accept("in"):
+            self.part(start.position)
             return InList(start.position, left, self.literal_list(), negated)
         if self.accept("is"):
+            self.part(start.position)
             negated = self.accept("not") is not None
             self.expect("null")
             return IsNull(start.position, left, negated)
@@ -248,22 +299,29 @@ class _Parser:
     def sum(self) -> Node:
         node = self.term()
         while token := self.accept("+", "-"):
-            node = Binary(token.position, token.text, node, self.term())
+            self.part(token.position)
+            node = _arithmetic(token, node, self.term())
         return node
 
     def term(self) -> Node:
         node = self.unary()
         while token := self.accept("*", "/", "%"):
-            node = Binary(token.position, token.text, node, self.unary())
+            self.part(token.position)
+            node = _arithmetic(token, node, self.unary())
         return node
 
     def unary(self) -> Node:
         if token := self.accept("-"):
-            return Unary(token.position, "-", self.unary())
+            self.part(token.position)
+            self.enter(token.position)
+            operand = self.unary()
+            self.depth -= 1
+            return Unary(token.position, "-", operand)
         return self.primary()
 
     def primary(self) -> Node:
         token = self.take()
+        self.part(token.position)
         if token.kind == "number":
             return Literal(
                 token.position, float(token.text) if "." in token.text else int(token.text)
@@ -277,8 +335,10 @@ class _Parser:
                 return self.call(token)
             return Name(token.position, token.text)
         if token.kind == "op" and token.text == "(":
+            self.enter(token.position)
             node = self.expr()
             self.expect(")")
+            self.depth -= 1
             return node
         raise ConditionError(f"expected a value but found {_describe(token)}", token.position)
 
@@ -291,11 +351,13 @@ class _Parser:
                 name.position,
             )
         args: list[Node] = []
+        self.enter(name.position)
         if not self.accept(")"):
             args.append(self.expr())
             while self.accept(","):
                 args.append(self.expr())
             self.expect(")")
+        self.depth -= 1
         wanted = _FUNCTIONS[name.text]
         if len(args) != wanted:
             plural = "s" if wanted > 1 else ""
@@ -303,6 +365,18 @@ class _Parser:
                 f"{name.text}() takes {wanted} argument{plural}, got {len(args)}", name.position
             )
         return Call(name.position, name.text, tuple(args))
+
+
+def _arithmetic(token: _Token, left: Node, right: Node) -> Binary:
+    """``left OP right``; text is refused where it cannot work ("'a' * 999999999" would take a
+    gigabyte per customer): only ``+`` takes text, and only with text."""
+    if token.text != "+":
+        for side in (left, right):
+            if isinstance(side, Literal) and isinstance(side.value, str):
+                raise ConditionError(
+                    f"'{token.text}' needs numbers, but {side.value[:20]!r} is text", side.position
+                )
+    return Binary(token.position, token.text, left, right)
 
 
 def _unquote(text: str) -> str:
@@ -365,9 +439,100 @@ class Condition:
                 )
 
     def evaluate(self, table: pd.DataFrame, now: datetime) -> pd.Series:
-        """A boolean Series aligned with ``table``: which rows satisfy the condition."""
+        """A boolean Series aligned with ``table``: which rows satisfy the condition (a row it
+        cannot be evaluated for does not; see :meth:`evaluate_rows`)."""
+        return self.evaluate_rows(table, now).matches
+
+    def evaluate_rows(self, table: pd.DataFrame, now: datetime) -> Evaluation:
+        """Which rows satisfy the condition, and which it could not be evaluated for (a
+        number where it needs text...), with what went wrong."""
         # Evaluation needs pandas; parsing (at config load, for every command) does not.
-        from campaigns.condition_eval import evaluate
+        from campaigns.condition_eval import evaluate_rows
 
         self.check_names(table.columns)
-        return evaluate(self.tree, table, now)
+        return evaluate_rows(self.tree, table, now)
+
+    def check_types(self, columns: Mapping[str, str]) -> None:
+        """Raise :class:`ConditionError` where the condition uses a column against its type:
+        ``frequency >= 'abc'``, ``lower(frequency)``, ``abs(email)``.
+
+        :param columns: column name to ``"number"``, ``"text"``, ``"date"`` or ``"bool"``; a
+            column not given (or ``"any"``) is not checked
+        """
+        _type_of(self.tree, columns)
+
+
+# ---------------------------------------------------------------------------------- type check
+
+_KIND = {"number": "a number", "text": "text", "date": "a date", "bool": "true/false"}
+
+
+def _describe_node(node: Node, kind: str) -> str:
+    what = _KIND.get(kind, kind)
+    if isinstance(node, Name):
+        return f"{node.name!r} is {what}"
+    if isinstance(node, Literal):
+        return f"{node.value!r} is {what}"
+    return f"the value is {what}"
+
+
+def _type_of(node: Node, columns: Mapping[str, str]) -> str:
+    """The type of ``node``'s value ("any" when unknown); a mismatch is a ConditionError."""
+    if isinstance(node, Literal):
+        if isinstance(node.value, bool):
+            return "bool"
+        return "text" if isinstance(node.value, str) else "number"
+    if isinstance(node, Name):
+        return columns.get(node.name, "any")
+    if isinstance(node, Unary):
+        kind = _type_of(node.operand, columns)
+        if node.op == "-" and kind not in {"number", "any"}:
+            raise ConditionError(
+                f"'-' needs a number, but {_describe_node(node.operand, kind)}", node.position
+            )
+        return "bool" if node.op == "not" else "number"
+    if isinstance(node, (InList, IsNull)):
+        _type_of(node.operand, columns)
+        return "bool"
+    if isinstance(node, Call):
+        kinds = [_type_of(a, columns) for a in node.args]
+        wanted = {"lower": "text", "upper": "text", "abs": "number"}.get(node.function)
+        if node.function == "days_since" and kinds[0] not in {"date", "text", "any"}:
+            raise ConditionError(
+                f"days_since() needs a date, but {_describe_node(node.args[0], kinds[0])}",
+                node.position,
+            )
+        if wanted is not None and kinds[0] not in {wanted, "any"}:
+            raise ConditionError(
+                f"{node.function}() needs {_KIND[wanted]}, but "
+                f"{_describe_node(node.args[0], kinds[0])}",
+                node.position,
+            )
+        if node.function == "days_since":
+            return "number"
+        return wanted or (kinds[0] if kinds[0] != "any" else kinds[-1])
+    assert isinstance(node, Binary)
+    left, right = _type_of(node.left, columns), _type_of(node.right, columns)
+    if node.op in {"and", "or"}:
+        return "bool"
+    if "any" in (left, right):
+        return "bool" if node.op in {"==", "!=", "<", "<=", ">", ">="} else "any"
+    if node.op in {"==", "!=", "<", "<=", ">", ">="}:
+        # A date column compares with a date written as text ("signup_at > '2025-01-01'"),
+        # true/false with 1/0.
+        if left != right and {left, right} not in ({"date", "text"}, {"bool", "number"}):
+            raise ConditionError(
+                f"cannot compare {_KIND.get(left, left)} with {_KIND.get(right, right)} "
+                f"using '{node.op}' ({_describe_node(node.left, left)}, "
+                f"{_describe_node(node.right, right)})",
+                node.position,
+            )
+        return "bool"
+    if node.op == "+" and left == right == "text":
+        return "text"
+    for side, kind in ((node.left, left), (node.right, right)):
+        if kind != "number":
+            raise ConditionError(
+                f"'{node.op}' needs numbers, but {_describe_node(side, kind)}", node.position
+            )
+    return "number"

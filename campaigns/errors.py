@@ -9,6 +9,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeliveryError",
+    "RenderBudgetError",
+    "RenderFailuresError",
     "RunLockedError",
     "StoreError",
     "TemplateCheckError",
@@ -30,3 +32,12 @@ class TemplateCheckError(CampaignError):
 
 class DeliveryError(CampaignError):
     """A channel cannot deliver at all (a missing credential, an unusable setting)."""
+
+
+class RenderBudgetError(CampaignError):
+    """Rendering a run's messages took longer than ``[settings.limits] run_render_seconds``."""
+
+
+class RenderFailuresError(CampaignError):
+    """More than ``[settings.limits] max_render_failure_share`` of a campaign's messages failed
+    to render: the template, not one customer's data, is broken; nothing of the run is queued."""

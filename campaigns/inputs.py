@@ -63,22 +63,38 @@ def suppressed(engine: Engine) -> set[str]:
 
 def do_not_contact(config: Config) -> set[str]:
     """Customer ids in the ``settings.do_not_contact`` file: one per line, or a CSV with a
-    ``customer_id`` column."""
+    ``customer_id`` column. A UTF-8 byte-order mark is skipped; a row too short to hold the
+    customer id is an error naming the file and line (the list is the law: no row is skipped)."""
     if config.settings.do_not_contact is None:
         return set()
     path = config.path(Path(config.settings.do_not_contact))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"settings.do_not_contact: file not found: {path}") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and "," in lines[0]:
-        header = [h.strip() for h in lines[0].split(",")]
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"settings.do_not_contact: {path} is not UTF-8 text ({exc.reason})"
+        ) from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if lines and "," in lines[0][1]:
+        header = [h.strip() for h in lines[0][1].split(",")]
         if "customer_id" not in header:
             raise DataError(
                 f"settings.do_not_contact: {path} has no customer_id column; its columns are: "
                 + ", ".join(repr(h) for h in header)
             )
         column = header.index("customer_id")
-        return {line.split(",")[column].strip() for line in lines[1:]}
-    return set(lines[1:] if lines and lines[0] == "customer_id" else lines)
+        ids = set()
+        for number, line in lines[1:]:
+            fields = line.split(",")
+            if len(fields) <= column or not fields[column].strip():
+                raise DataError(
+                    f"settings.do_not_contact: {path}:{number}: no customer_id in this row "
+                    f"({len(fields)} field{'s' if len(fields) != 1 else ''}, customer_id is "
+                    f"field {column + 1} of the header)"
+                )
+            ids.add(fields[column].strip())
+        return ids
+    values = [line for _, line in lines]
+    return set(values[1:] if values and values[0] == "customer_id" else values)

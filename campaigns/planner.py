@@ -46,6 +46,7 @@ LOWER_PRIORITY = "lower priority"
 CAMPAIGN_CAP = "campaign cap"
 GLOBAL_CAP = "frequency cap"
 UNSEGMENTED = "not segmented"
+CONDITION_ERROR = "condition error"
 
 #: The segment id of customers the model does not segment (they have no usable purchase): a
 #: campaign for every segment ("*") reaches them, one that names segments leaves them out.
@@ -63,6 +64,7 @@ LEFT_OUT_COLUMNS = ["position", "segment_id", "reason"]
 
 #: Every reason a matched customer is left out, in the order the planner applies them.
 LEFT_OUT_REASONS = (
+    CONDITION_ERROR,
     UNSEGMENTED,
     NOT_TARGETED,
     ALREADY_SENT,
@@ -146,6 +148,9 @@ class CampaignPlan:
     selected: pd.DataFrame
     left_out: Mapping[str, int] = field(default_factory=dict)
     left_out_rows: pd.DataFrame = field(default_factory=_no_rows)
+    #: What the ``where`` condition could not evaluate, for the customers left out with
+    #: :data:`CONDITION_ERROR` ("column 1: lower() needs text, got a number (3 customers)").
+    condition_problems: tuple[str, ...] = ()
 
 
 def resolve_segments(
@@ -285,8 +290,15 @@ def _audience(
         mask &= hit
         status = DUE if campaign.enabled else DISABLED
     condition = campaign.condition()
+    condition_errors = np.zeros(0, np.int64)
+    problems: tuple[str, ...] = ()
     if condition is not None and mask.any():
-        mask &= condition.evaluate(table.frame, inputs.at).to_numpy(dtype=bool)
+        # A customer the condition cannot be evaluated for (one odd value) is left out with
+        # the reason; the others are planned as usual.
+        evaluated = condition.evaluate_rows(table.frame, inputs.at)
+        condition_errors = np.flatnonzero(mask & evaluated.errors)
+        problems = evaluated.problems if len(condition_errors) else ()
+        mask &= evaluated.matches.to_numpy(dtype=bool)
     unsegmented = np.zeros(0, np.int64)
     if count_unsegmented:
         outside = mask & (table.segments == NOT_SEGMENTED)
@@ -315,6 +327,7 @@ def _audience(
         }
     )
     left: list[tuple[npt.NDArray[np.int64], str]] = [
+        (condition_errors, CONDITION_ERROR),
         (unsegmented, UNSEGMENTED),
         (untargeted, NOT_TARGETED),
     ]
@@ -336,7 +349,7 @@ def _audience(
     selected = audience if status == DUE else audience.iloc[0:0]
     left_rows = _left_rows(left, table)
     return CampaignPlan(
-        name, campaign, status, window, audience, selected, _counts(left_rows), left_rows
+        name, campaign, status, window, audience, selected, _counts(left_rows), left_rows, problems
     )
 
 
@@ -483,6 +496,7 @@ def _arbitrate(
             plan.audience.loc[keep],
             _counts(left_rows),
             left_rows,
+            plan.condition_problems,
         )
     return [arbitrated.get(p.name, p) for p in plans]
 

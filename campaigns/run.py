@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from campaigns.compose import HELD_OUT, compose
+from campaigns.compose import HELD_OUT, RunRenderBudget, compose
 from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
@@ -222,7 +222,7 @@ def compose_plans(
     limits a campaign's rendering to some of its selected customers (a preview).
     """
     customers, model, shop = ready.customers, ready.model, ready.shop
-    env = make_environment(config.path(config.templates))
+    env = make_environment(config.path(config.templates), config.settings.limits.render_limits())
     segments = model.for_templates()
     due = [p for p in plans if p.status == DUE]
     if customer_ids is not None:
@@ -235,6 +235,8 @@ def compose_plans(
         else None
     )
     report("Rendering", 0, total_selected)
+    limits = config.settings.limits
+    budget = RunRenderBudget(limits.run_render_seconds, limits.max_render_failure_share)
     composed = Composed()
     # Fitted lazily, once, and only if a due campaign asks for recommendations.
     recommendations = RunRecommendations(shop, customers["segment_id"], at)
@@ -256,6 +258,7 @@ def compose_plans(
             on_progress=lambda n: report("Rendering", n, total_selected),
             arms=arms,
             recommendations=recommendations,
+            budget=budget,
         )
     return composed
 

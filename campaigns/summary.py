@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from campaigns.compose import HELD_OUT
+from campaigns.compose import HELD_OUT, RENDER_FAILED
 from campaigns.counts import Counts, total
 from campaigns.planner import ALREADY_SENT, DUE, CampaignPlan
 
@@ -108,10 +108,15 @@ def would_be(rendered: dict[str, pd.DataFrame]) -> dict[tuple[str, int], Counts]
     for campaign, messages in rendered.items():
         for segment_id, group in messages.groupby("segment_id"):
             held = int((group["status"] == HELD_OUT).sum())
+            failed = int((group["status"] == RENDER_FAILED).sum())
             planned = len(group) - held
             deferred = int(group["next_attempt_at"].notna().sum())
             made = Counts(
-                planned=planned, held_out=held, deferred=deferred, queued=planned - deferred
+                planned=planned,
+                held_out=held,
+                deferred=deferred,
+                render_failed=failed,
+                queued=planned - deferred - failed,
             )
             if deferred:
                 times = pd.to_datetime(group["next_attempt_at"].dropna())
@@ -188,10 +193,19 @@ def notes(plans: list[CampaignPlan], rows: list[SummaryRow]) -> list[str]:
             notes.append(f"{plan.name}: {counts.held_out:,} held out (experiment)")
         if counts.deferred:
             notes.append(f"{plan.name}: {counts.deferred:,} deferred {_span(counts)}")
+        if counts.render_failed:
+            notes.append(
+                f"{plan.name}: {counts.render_failed:,} failed to render (stored as "
+                "render_failed with the error; see campaign status)"
+            )
         notes.extend(
             f"{plan.name}: {n:,} left out ({reason})"
             for reason, n in sorted(counts.left_out.items())
             if n
+        )
+        notes.extend(
+            f"{plan.name}: where {plan.config.where!r}: {problem}"
+            for problem in plan.condition_problems
         )
     return notes
 

@@ -62,7 +62,7 @@ def validate_templates(
     """Check the templates of every enabled campaign (or only ``only``; disabled ones too with
     ``include_disabled``); raise :class:`TemplateCheckError` naming the config line, the
     campaign and the template line."""
-    env = make_environment(config.path(config.templates))
+    env = make_environment(config.path(config.templates), config.settings.limits.render_limits())
     columns = declared_columns(config)
     for name, campaign in config.campaigns.items():
         if (not campaign.enabled and not include_disabled) or (only is not None and name != only):

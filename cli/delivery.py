@@ -225,7 +225,8 @@ def retry_command(config_path: Path, campaign: str | None, statuses: tuple[str, 
 
     Use it after fixing what made them fail for good (an SMTP password, a receiver that was
     down longer than retry_for). Their attempts start afresh; customers who are suppressed are
-    still never sent to.
+    still never sent to. Messages that failed to render (render_failed) are never requeued: they
+    would fail again; fix the template or the data instead.
 
     Example: campaign retry --campaign winback --status failed
     """

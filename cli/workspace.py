@@ -113,7 +113,13 @@ def print_status(out: Console, status: Status) -> None:
         out.print(segments)
     if status.runs:
         errors = any(run.error for run in status.runs)
-        numbers = ("planned", "sent", "deferred", "queued", "failed", "held_out")
+        # Suppressed and render-failed columns only when some run has them.
+        rare = [
+            n
+            for n in ("suppressed", "render_failed")
+            if any(getattr(run.counts, n) for run in status.runs)
+        ]
+        numbers = ("planned", "sent", "deferred", "queued", "failed", *rare, "held_out")
         runs = table(
             "run>",
             "at",

@@ -39,9 +39,13 @@ MESSAGE_COLUMNS = (
     "created_at",
     "next_attempt_at",
     "headers",
+    "last_error",
 )
 
 _CHUNK = 20_000
+
+#: Outbox states a message never leaves: a message that failed to render has no body to send.
+NOT_REQUEUEABLE = frozenset({"render_failed"})
 
 
 def existing_keys(engine: Engine, campaign: str, windows: Collection[str]) -> set[str]:
@@ -65,7 +69,7 @@ def history(engine: Engine, since: datetime) -> pd.DataFrame:
     return read_frame(
         engine,
         "SELECT customer_id, campaign, created_at FROM message WHERE created_at > :since "
-        "AND status NOT IN ('failed', 'bounced', 'held_out')",
+        "AND status NOT IN ('failed', 'bounced', 'held_out', 'render_failed')",
         params={"since": time_param(since)},
         datetime_columns=["created_at"],
     )
@@ -374,8 +378,11 @@ def requeue(engine: Engine, statuses: Collection[str], campaign: str | None = No
     """Put messages in ``statuses`` (failed, suppressed) back in the queue; return how many.
 
     Their attempts, retry clock and error start afresh; the send-time check still applies, so a
-    customer who is suppressed stays unsent.
+    customer who is suppressed stays unsent. Messages that failed to render (status
+    ``render_failed``) are never requeued: they have no body, and would fail again.
     """
+    if NOT_REQUEUEABLE & set(statuses):
+        raise ValueError(f"cannot requeue messages in {sorted(NOT_REQUEUEABLE & set(statuses))}")
     marks = ", ".join(f":s{i}" for i in range(len(statuses)))
     only = " AND campaign = :campaign" if campaign is not None else ""
     with engine.begin() as connection:

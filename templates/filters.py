@@ -12,6 +12,9 @@ _CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
 def money(value: Any, currency: str = "GBP") -> str:
     """``{{ 12.5 | money }}`` -> ``£12.50``; ``{{ 1234 | money("EUR") }}`` -> ``€1,234.00``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        got = "a missing value" if value is None else type(value).__name__
+        raise TypeError(f"money needs a number, got {got}")
     amount = float(value)
     symbol = _CURRENCY_SYMBOLS.get(currency.upper(), currency.upper() + " ")
     sign = "-" if amount < 0 else ""

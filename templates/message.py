@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxErro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.errors import TemplateCheckError
+from templates.limits import RenderLimits, current, end_budget, start_budget
 from templates.names import did_you_mean, explain_undefined
 
 
@@ -70,7 +72,16 @@ class MessageTemplate:
         return cls(name, subject_template, text, html, static, compiled)
 
     def render(self, context: dict[str, Any]) -> RenderedMessage:
-        """Render every part; a failure names the part and the template line."""
+        """Render every part under one budget (:mod:`templates.limits`); a failure, whatever
+        its cause (a filter given a missing value, a budget exceeded), is a
+        :class:`TemplateCheckError` that names the part and the template line."""
+        token = start_budget(getattr(self.text.environment, "render_limits", RenderLimits()))
+        try:
+            return self._render_parts(context)
+        finally:
+            end_budget(token)
+
+    def _render_parts(self, context: dict[str, Any]) -> RenderedMessage:
         subject = self.static_subject
         if subject is None:
             subject = _render(self.subject, context, f"subject of {self.name}").strip()
@@ -122,7 +133,7 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
                 template.blocks,
                 globals=merged,
             )
-            return template.environment.concat(template.root_render_func(frame))
+            return _bounded_concat(template.root_render_func(frame))
         except Exception:
             template.environment.handle_exception()  # re-raises with template lines
             raise  # pragma: no cover - handle_exception always raises
@@ -131,6 +142,44 @@ def _render(template: Template, context: dict[str, Any], label: str) -> str:
         where = f"{label}:{line}" if line else label
         what = explain_undefined(str(exc), context) if isinstance(exc, UndefinedError) else exc
         raise TemplateCheckError(f"{where}: {what}") from None
+    except RecursionError:
+        raise TemplateCheckError(f"{label}: calls nested too deep") from None
+    except Exception as exc:
+        # A filter or method given a value it cannot take (one customer's missing amount...).
+        line = _template_line(exc, template)
+        where = f"{label}:{line}" if line else label
+        raise TemplateCheckError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
+def _bounded_concat(chunks: Iterator[str]) -> str:
+    """The rendered chunks joined, within the size budget.
+
+    Most messages are a few dozen chunks: joined at once and measured. A longer output (a loop)
+    is measured as it comes, so that a loop cannot build gigabytes before the check. (Loops and
+    calls watch the clock themselves: :mod:`templates.limits`.)
+    """
+    found = current()
+    if found is None:
+        return "".join(chunks)
+    limit = found.limits.max_chars
+    text = "".join(islice(chunks, _FEW_CHUNKS))
+    size = len(text)
+    following = next(chunks, None)
+    if following is not None:
+        parts = [text]
+        for chunk in chain((following,), chunks):
+            size += len(chunk)
+            if size > limit:
+                break
+            parts.append(chunk)
+        text = "".join(parts)
+    if size > limit:
+        found.check_size(size, "the rendered message")
+    return text
+
+
+#: Chunks joined without counting: a template's few dozen literal runs and expressions.
+_FEW_CHUNKS = 64
 
 
 #: Per compiled template, its globals as one dict. Weak keys: the daemon compiles templates anew

@@ -43,7 +43,7 @@ def did_you_mean(word: str, choices: Collection[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-_NO_ATTRIBUTE = re.compile(r"^'[^']+' has no attribute '([^']+)'$")
+_NO_ATTRIBUTE = re.compile(r"^'dict object' has no attribute '([^']+)'$")
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
 
 #: Top-level context names whose values are records a template reads attributes of.

@@ -2,7 +2,9 @@
 
 ``MailServer`` records every accepted message. It can refuse recipients for good (local part
 ``bounce*`` -> 550) or for a while (``later*`` -> 451 the first ``defer`` times), and drop the
-connection without a reply on every ``drop_every``-th message, like a crashing server.
+connection without a reply on every ``drop_every``-th message, like a crashing server, or
+(``drop_after_every``) after *accepting* every n-th message, at the next command: the client
+holds a 250 for it and finds the connection gone when it starts the next message.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ def free_port() -> int:
 class MailServer:
     """An aiosmtpd handler that records what it accepts and misbehaves on request."""
 
-    def __init__(self, defer: int = 1, drop_every: int = 0) -> None:
+    def __init__(self, defer: int = 1, drop_every: int = 0, drop_after_every: int = 0) -> None:
         self.messages: list[Message] = []
         self.defer = defer
         self.drop_every = drop_every
+        self.drop_after_every = drop_after_every
         self.connections = 0
         self._deferred: dict[str, int] = {}
         self._data = 0
@@ -76,7 +79,21 @@ class MailServer:
         )
         with self._lock:
             self.messages.append(message)
+            accepted = len(self.messages)
+        if self.drop_after_every and accepted % self.drop_after_every == 0:
+            session.drop_at_next_command = True
         return "250 Message accepted for delivery"
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if getattr(session, "drop_at_next_command", False):
+            session.drop_at_next_command = False
+            server.transport.close()
+            return "421 closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     def message_ids(self) -> list[str]:
         with self._lock:

@@ -228,6 +228,32 @@ def test_a_dropped_connection_is_retried_and_every_message_arrives(
     assert int(errors["most"].iloc[0]) >= 2
 
 
+def test_a_connection_dropped_mid_batch_never_resends_what_the_server_accepted(
+    tmp_path: Path, mail_store: tuple[Engine, str]
+) -> None:
+    # Issue 10: a dropped connection re-sent the messages of the batch in flight. Each message
+    # is recorded as it is accepted, so only the one the drop interrupted is sent again.
+    engine, url = mail_store
+    rows = outbox_rows([f"user{i}@example.com" for i in range(12)], "mail")
+    outbox.enqueue(engine, rows)
+    server = MailServer(drop_after_every=3)
+    with smtp_server(server) as port:
+        config = mail_config(tmp_path, port, url, backoff_seconds=0, batch_size=12)
+        now = [datetime(2026, 11, 23, 12, 0)]
+        first = drain(engine, config, clock=lambda: now[0])
+        # The drops came after messages 3, 6, 9 and 12: the next message of the batch found
+        # the connection gone and waits for a retry; every accepted one is recorded sent.
+        assert sum(first.retrying.values()) == 3
+        assert outbox.counts_by_status(engine) == {"sent": 9, "queued": 3}
+        while outbox.counts_by_status(engine) != {"sent": 12}:
+            now[0] += timedelta(seconds=2)
+            assert drain(engine, config, clock=lambda: now[0]).handled
+    ids = server.message_ids()
+    expected = sorted(message_id(k, "beanandleaf.example") for k in rows["idempotency_key"])
+    assert sorted(ids) == expected  # each exactly once: no duplicate Message-ID
+    assert len(ids) == len(set(ids)) == 12
+
+
 def test_a_transient_error_gives_up_after_max_attempts_over_retry_for(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     from store.engine import opened_store

@@ -16,7 +16,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from campaigns.config.schema import CAMPAIGN_NAME, Config
+from campaigns.config.schema import CAMPAIGN_NAME, Config, FileChannel
 from campaigns.errors import ConfigError
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
@@ -224,6 +224,18 @@ def _check_references(config: Config, path: Path, lines: Mapping[Any, int]) -> N
             errors.append(
                 f"{path}:{line}: {format_loc(loc)}: unknown channel {campaign.channel!r}; "
                 f"defined channels: {defined}"
+            )
+    root = config.root.resolve()
+    for name, channel in config.channels.items():
+        if not isinstance(channel, FileChannel) or channel.allow_outside:
+            continue
+        directory = config.path(channel.directory).resolve()
+        if not directory.is_relative_to(root):
+            loc = ("channels", name, "directory")
+            errors.append(
+                f"{path}:{_line_for(loc, lines)}: {format_loc(loc)}: "
+                f"{str(channel.directory)!r} is outside the workspace ({root}); write inside it, "
+                f"or set allow_outside = true in [channels.{name}]"
             )
     if errors:
         raise ConfigError("\n".join(errors))

@@ -6,17 +6,29 @@ values and never re-checks them.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from campaigns.conditions import Condition, ConditionError
 from campaigns.config.experiments import DecisionConfig, ImportedExperimentConfig
 from campaigns.config.rules import Cap, QuietHours, Trigger, parse_duration
 from campaigns.errors import ConfigError
+
+if TYPE_CHECKING:
+    from templates.limits import RenderLimits
 
 
 class _Model(BaseModel):
@@ -27,13 +39,46 @@ class _Model(BaseModel):
 
 
 class StoreConfig(_Model):
-    """Where the store lives. A relative SQLite path is taken from the config file's folder."""
+    """Where the store lives. A relative SQLite path is taken from the config file's folder.
 
+    ``config.toml`` lives in git, so the URL must not hold a password: PostgreSQL reads it from
+    ``PGPASSWORD`` or ``~/.pgpass``, or the whole URL comes from the environment variable that
+    ``url_env`` names.
+    """
+
+    #: An environment variable holding the whole URL (then ``url`` is not written).
+    url_env: str | None = None
     url: str = "sqlite:///.campaign/campaign.db"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("url_env"), str) and "url" not in data:
+            value = os.environ.get(data["url_env"])
+            if value:
+                data = {**data, "url": value}
+        return data
+
+    @field_validator("url_env")
+    @classmethod
+    def _variable_set(cls, value: str | None) -> str | None:
+        if value is not None and not os.environ.get(value):
+            raise ValueError(f"names the environment variable {value}, which is not set")
+        return value
 
     @field_validator("url")
     @classmethod
-    def _known_dialect(cls, value: str) -> str:
+    def _known_dialect(cls, value: str, info: ValidationInfo) -> str:
+        variable = info.data.get("url_env")
+        from_environment = variable is not None and os.environ.get(variable) == value
+        if variable is not None and not from_environment:
+            raise ValueError("give either url or url_env, not both")
+        if not from_environment and urlsplit(value).password is not None:
+            raise ValueError(
+                "must not hold a password (config.toml lives in git); give the password in "
+                "PGPASSWORD or ~/.pgpass, or put the whole URL in an environment variable and "
+                'name it with url_env = "VARIABLE"'
+            )
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError(
                 "must start with 'sqlite:///' or 'postgresql+psycopg://', "
@@ -235,6 +280,8 @@ class FileChannel(_ChannelBase):
     type: Literal["file"]
     format: Literal["csv", "jsonl", "parquet"] = "csv"
     directory: Path = Path("out")
+    #: Allow a ``directory`` outside the workspace (the config file's folder).
+    allow_outside: bool = False
     #: Messages per claim; a delivery writes one file per campaign and claim.
     batch_size: int = Field(default=100_000, ge=1)
 
@@ -463,6 +510,34 @@ class CampaignConfig(_Model):
     experiment: ExperimentConfig | None = None
 
 
+class Limits(_Model):
+    """``[settings.limits]``: the budgets rendering runs under (see docs/configuration.md).
+
+    The defaults are far above what a real template needs; they exist so that one template
+    mistake (a loop inside a loop, a recursive macro) fails its messages instead of hanging the
+    run.
+    """
+
+    #: Time to render one message (all its parts), in seconds.
+    render_seconds: float = Field(default=2.0, gt=0)
+    #: Characters of one rendered part (subject, text, HTML) and of any string built on the way.
+    max_message_chars: int = Field(default=1_000_000, gt=0)
+    #: Items one ``range()`` in a template may produce.
+    max_range: int = Field(default=100_000, gt=0)
+    #: Time to render all the messages of one run, in seconds.
+    run_render_seconds: float = Field(default=3600.0, gt=0)
+    #: A run fails as a whole (nothing of it is queued) when more than this share of one
+    #: campaign's messages fail to render; below it, each failure is stored as render_failed.
+    max_render_failure_share: float = Field(default=0.05, ge=0, le=1)
+
+    def render_limits(self) -> RenderLimits:
+        """The per-message budget for :func:`templates.make_environment`."""
+        # Imported here: loading a config must not import the templates package (pandas).
+        from templates.limits import RenderLimits
+
+        return RenderLimits(self.render_seconds, self.max_message_chars, self.max_range)
+
+
 class Settings(_Model):
     """Rules that apply across campaigns."""
 
@@ -476,6 +551,8 @@ class Settings(_Model):
     quiet_hours: QuietHours | None = None
     #: A file of customer ids (one per line, or a CSV with a customer_id column) never to contact.
     do_not_contact: Path | None = None
+    #: Budgets of time and size for rendering ([settings.limits]).
+    limits: Limits = Limits()
 
 
 class Config(_Model):

@@ -17,6 +17,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 from zoneinfo import available_timezones
@@ -46,15 +47,21 @@ from store.frames import (
 )
 
 #: Why a row was set aside. Per table they are checked in this order and the first that applies is
-#: the row's reason (transactions: missing_customer_id, bad_date, bad_number, non_positive_price,
+#: the row's reason (transactions: missing_customer_id, bad_date, future_date (after the load's
+#: time plus :data:`FUTURE_TOLERANCE`), bad_number, non_positive_price,
 #: non_positive_quantity, cancelled_invoice, duplicate_line, unknown_customer). A duplicate line
 #: repeats an earlier line of the file in every column (the first is kept); ``duplicates =
 #: "keep"`` under [source] loads them all.
+#: A transaction dated up to this far after the load is kept (clocks and time zones differ);
+#: later ones (a typo such as 2099) are quarantined as ``future_date``.
+FUTURE_TOLERANCE: Final = timedelta(days=1)
+
 REASONS: Final[tuple[str, ...]] = (
     "missing_customer_id",
     "missing_product_id",
     "missing_event",
     "bad_date",
+    "future_date",
     "bad_timezone",
     "bad_number",
     "non_positive_price",
@@ -148,7 +155,9 @@ def _read_csv(name: str, spec: TableFile, path: Path) -> tuple[pd.DataFrame, npt
                 sep=separator,
                 engine=engine,
                 dtype=str,
-                encoding=spec.encoding,
+                # A spreadsheet's UTF-8 file may start with a byte-order mark: not a character
+                # of the first column's name.
+                encoding="utf-8-sig" if _is_utf8(spec.encoding) else spec.encoding,
                 skip_blank_lines=False,
                 index_col=False,
             )
@@ -174,6 +183,10 @@ def _read_csv(name: str, spec: TableFile, path: Path) -> tuple[pd.DataFrame, npt
         frame = frame.loc[keep].reset_index(drop=True)
         line = line[keep]
     return frame, line
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in {"utf-8", "utf8"}
 
 
 def _read_parquet(name: str, path: Path) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
@@ -445,7 +458,10 @@ class _Lines:
 
 
 def _transactions(
-    table: _Table, known_customers: pd.Series | None, duplicates: str = "quarantine"
+    table: _Table,
+    known_customers: pd.Series | None,
+    duplicates: str = "quarantine",
+    latest: datetime | None = None,
 ) -> _Lines:
     _require(table, "customer_id")
     _require(table, "invoiced_at")
@@ -470,6 +486,8 @@ def _transactions(
     verdict.flag(_mask(customer_id.isna()), "missing_customer_id")
     invoiced_at, _ = _datetime(table.column("invoiced_at"), table.spec.date_format)
     verdict.flag(_mask(invoiced_at.isna()), "bad_date")
+    if latest is not None:
+        verdict.flag(_mask(invoiced_at > pd.Timestamp(latest)), "future_date")
 
     quantity = (
         _number(table.column("quantity"))
@@ -641,8 +659,11 @@ def _write_quarantine(
 # ---------------------------------------------------------------------------------- public API
 
 
-def load_files(source: FilesSource, root: Path) -> ShopData:
+def load_files(source: FilesSource, root: Path, loaded_at: datetime | None = None) -> ShopData:
     """Read the files of ``source`` (relative paths from ``root``, the config file's folder).
+
+    Transactions dated after ``loaded_at`` (naive UTC; default now) plus
+    :data:`FUTURE_TOLERANCE` are quarantined as ``future_date``.
 
     Returns the contract tables of :mod:`store.frames` and, in ``quarantined``, how many rows were
     set aside by reason over all files; those rows are written to ``<quarantine>/<table>.csv``
@@ -663,17 +684,18 @@ def load_files(source: FilesSource, root: Path) -> ShopData:
         _read("products", source.products, root, PRODUCT_COLUMNS) if source.products else None
     )
 
+    latest = (loaded_at or datetime.now(UTC).replace(tzinfo=None)) + FUTURE_TOLERANCE
     customer_verdict: _Verdict | None = None
     if customer_table is not None:
         customers, customer_verdict = _customers(customer_table)
         lines = (
-            _transactions(tx_table, customers["customer_id"], source.duplicates)
+            _transactions(tx_table, customers["customer_id"], source.duplicates, latest)
             if tx_table is not None
             else _no_lines()
         )
     else:
         assert tx_table is not None  # the config requires one of the two
-        lines = _transactions(tx_table, None, source.duplicates)
+        lines = _transactions(tx_table, None, source.duplicates, latest)
         customers = _derived_customers(lines)
 
     product_verdict: _Verdict | None = None
