@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from store.errors import CampaignError, DataError, RunLockedError, StoreError
+from store.errors import CampaignError, DataError, RunLockedError, StoreError, TemplateCheckError
 
 __all__ = [
     "CampaignError",
@@ -24,10 +24,6 @@ class ConfigError(CampaignError):
 
 class UnknownSegment(CampaignError):
     """A campaign names a segment that the current segmentation model does not have."""
-
-
-class TemplateCheckError(CampaignError):
-    """A template does not compile or reads a variable that the render context lacks."""
 
 
 class DeliveryError(CampaignError):

@@ -1,7 +1,7 @@
 """Errors that the lowest layer raises and every layer above shares.
 
-They live here, at the bottom, so that ``store`` never imports ``campaigns``; ``campaigns.errors``
-re-exports them beside the errors of the upper layers.
+They live here, at the bottom, so that ``store`` and ``templates`` never import ``campaigns``;
+``campaigns.errors`` re-exports them beside the errors of the upper layers.
 """
 
 from __future__ import annotations
@@ -21,3 +21,7 @@ class StoreError(CampaignError):
 
 class RunLockedError(CampaignError):
     """Another run (or load) holds the store's run lock."""
+
+
+class TemplateCheckError(CampaignError):
+    """A template does not compile or reads a variable that the render context lacks."""

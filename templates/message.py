@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from campaigns.errors import TemplateCheckError
+from store.errors import TemplateCheckError
 from templates.limits import RenderLimits, current, end_budget, start_budget
 from templates.names import did_you_mean, explain_undefined
 

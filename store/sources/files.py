@@ -35,7 +35,6 @@ from pandas.api.types import (
 )
 from pandas.tseries.api import guess_datetime_format
 
-from campaigns.config.schema import FilesSource, TableFile
 from store.errors import DataError
 from store.frames import (
     CUSTOMER_COLUMNS,
@@ -45,6 +44,7 @@ from store.frames import (
     ShopData,
     no_events,
 )
+from store.sources.spec import FilesSource, TableFile
 
 #: Why a row was set aside. Per table they are checked in this order and the first that applies is
 #: the row's reason (transactions: missing_customer_id, bad_date, future_date (after the load's
