@@ -1,5 +1,5 @@
-"""Data sources: each one produces a :class:`store.frames.ShopData`."""
+"""Data sources: each one produces a :class:`store.frames.ShopData`.
 
-from store.sources.demo import generate_demo_shop
-
-__all__ = ["generate_demo_shop"]
+``store.sources.spec`` (what ``[source]`` says) imports nothing heavy; the readers
+(``demo``, ``files``) import pandas, so nothing here imports them eagerly.
+"""
