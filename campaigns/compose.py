@@ -110,7 +110,14 @@ def compose(
         if recommendations is not None
         else {}
     )
-    campaign = {"name": plan.name, "description": plan.config.description}
+    campaign = {
+        "name": plan.name,
+        "description": plan.config.description,
+        # "discover" or "replenish" when the campaign shows recommendations, else None.
+        "purpose": plan.config.recommendations.purpose
+        if plan.config.recommendations is not None
+        else None,
+    }
     subjects, texts, htmls, headers = [], [], [], []
     for done, (record, segment_id, variant) in enumerate(
         zip(records, selected["segment_id"], variants, strict=True), start=1
