@@ -168,14 +168,14 @@ def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
     assert unknown.exit_code == 1
     assert unknown.output == (
         "Error: no campaign called 'nope'; campaigns in the config: cart-reminder, newsletter, "
-        "vip-thanks, winback\n"
+        "reorder-reminder, vip-thanks, winback\n"
     )
 
 
 def test_check_and_status(demo_workspace: Path) -> None:
     check = invoke("check", "-c", str(demo_workspace))
     assert check.exit_code == 0, check.output
-    assert check.output == f"{demo_workspace}: OK (4 campaigns, 6 templates, 2 channels)\n"
+    assert check.output == f"{demo_workspace}: OK (5 campaigns, 7 templates, 2 channels)\n"
     invoke("run", "-c", str(demo_workspace), "--at", AT)
     status = invoke("status", "-c", str(demo_workspace), "--at", AT)
     assert status.exit_code == 0, status.output

@@ -105,6 +105,29 @@ def markdown_table(evaluation: Evaluation) -> str:
     return "\n".join(out)
 
 
+def summary_table(evaluation: Evaluation) -> str:
+    """The latest split of both tasks in one short Markdown table (for the README)."""
+    k = evaluation.k
+    out = [
+        f"| task | method | precision@{k} | NDCG@{k} | NDCG@{k} vs baseline (95% interval) |",
+        "|---|---|---:|---:|---|",
+    ]
+    for task in evaluation.tasks:
+        for score in task.latest.scores:
+            d = score.difference
+            versus = (
+                "baseline"
+                if d is None
+                else f"{d['ndcg'].value:+.3f} [{d['ndcg'].low:+.3f}, {d['ndcg'].high:+.3f}]"
+            )
+            out.append(
+                f"| {task.purpose} | {LABELS.get(score.method, score.method)} | "
+                f"{score.metrics['precision'].value:.3f} | {score.metrics['ndcg'].value:.3f} | "
+                f"{versus} |"
+            )
+    return "\n".join(out) + "\n"
+
+
 def render_html(evaluation: Evaluation) -> str:
     """One page: the headlines, each task's table, and one plot per metric."""
     k = evaluation.k

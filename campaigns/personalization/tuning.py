@@ -36,7 +36,7 @@ from campaigns.personalization.recommender import (
 )
 
 HALF_LIVES: tuple[float | None, ...] = (60.0, 180.0, 365.0, None)
-NEIGHBOUR_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+NEIGHBOUR_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 3.0)
 ALPHAS: tuple[float, ...] = (0.5, 1.0)
 PENALTIES: tuple[float, ...] = (100.0, 400.0)
 #: A candidate model and method -> its validation NDCG@k.
