@@ -93,13 +93,18 @@ def build_interactions(
     counts.sum_duplicates()
     when_ns = when.astype("datetime64[ns]").astype(np.int64)
     age_days = np.maximum((pd.Timestamp(at).value - when_ns) / 86_400e9, 0.0)
-    # The maximum of 1 / (1 + age) per pair: coo -> csr sums duplicates, so take it by sorting.
-    order = np.lexsort((age_days, cols, rows))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (rows[order][1:] != rows[order][:-1]) | (cols[order][1:] != cols[order][:-1])
-    pick = order[first]
+    # The maximum of 1 / (1 + age) per pair (coo -> csr would sum them): one sort by pair, then
+    # each pair's smallest age.
+    pair = rows.astype(np.int64) * shape[1] + cols
+    order = np.argsort(pair, kind="stable")
+    pair_sorted = pair[order]
+    starts = np.flatnonzero(np.r_[True, pair_sorted[1:] != pair_sorted[:-1]])
+    youngest = np.minimum.reduceat(age_days[order], starts) if len(order) else age_days[:0]
+    first = pair_sorted[starts]
     latest = sp.csr_matrix(
-        (1.0 / (1.0 + age_days[pick]), (rows[pick], cols[pick])), shape=shape, dtype=np.float64
+        (1.0 / (1.0 + youngest), (first // shape[1], first % shape[1])),
+        shape=shape,
+        dtype=np.float64,
     )
     if half_life_days is None:
         decayed = counts.copy()

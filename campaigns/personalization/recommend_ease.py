@@ -16,10 +16,10 @@ same sparse product as item-to-item CF and costs as little.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
-
-from campaigns.personalization.recommend_cf import top_neighbours
 
 
 def ease_similarity(
@@ -34,8 +34,31 @@ def ease_similarity(
     bought.data[:] = 1.0
     gram = (bought.T @ bought).toarray()
     gram[np.diag_indices_from(gram)] += penalty
-    inverse = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    weights = inverse / (-np.diag(inverse))[None, :]
+    # X'X + lambda I is symmetric positive definite: invert it through its Cholesky factor
+    # (half the work of a general inverse), then mirror the upper triangle LAPACK returns.
+    factor, info = scipy.linalg.lapack.dpotrf(gram, lower=False, overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE: the Gram matrix is not positive definite ({info})")
+    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE: the Gram matrix cannot be inverted ({info})")
+    del gram, factor
+    inverse = np.triu(inverse) + np.triu(inverse, 1).T
+    weights = (inverse / (-np.diag(inverse))[None, :]).astype(np.float32)
+    del inverse
     weights[np.diag_indices_from(weights)] = 0.0
-    del inverse, gram
-    return top_neighbours(sp.csr_matrix(weights.astype(np.float32)), neighbours)
+    return _top_dense(weights, neighbours)
+
+
+def _top_dense(weights: npt.NDArray[np.float32], neighbours: int) -> sp.csr_matrix:
+    """Each row's ``neighbours`` largest positive entries of a dense matrix, as sparse."""
+    n = weights.shape[0]
+    keep = min(neighbours, max(n - 1, 1))
+    if keep < n:
+        top = np.argpartition(-weights, keep - 1, axis=1)[:, :keep]
+    else:
+        top = np.tile(np.arange(n), (n, 1))
+    values = np.take_along_axis(weights, top, axis=1)
+    positive = values > 0
+    rows = np.nonzero(positive)[0]
+    return sp.csr_matrix((values[positive], (rows, top[positive])), shape=(n, n), dtype=np.float32)
