@@ -21,7 +21,7 @@ its paired difference from the task's main baseline (same resampled customers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -133,7 +133,6 @@ class Evaluation:
     tasks: list[TaskEvaluation]
     note: str = ""
     resamples: int = 1000
-    extra: dict[str, object] = field(default_factory=dict)
 
     def task(self, purpose: str) -> TaskEvaluation:
         """The evaluation of ``purpose``."""

@@ -96,7 +96,9 @@ def markdown_table(evaluation: Evaluation) -> str:
         for cells in split_rows(task):
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-        cutoffs = ", ".join(f"{s.cutoff:%Y-%m-%d}" for s in task.splits)
+        cutoffs = ", ".join(
+            f"{s.cutoff:%Y-%m-%d} (validation chose {s.tuning.method})" for s in task.splits
+        )
         means = ", ".join(
             f"{LABELS.get(s.method, s.method)} {task.mean(s.method, 'ndcg'):.4f}"
             for s in split.scores

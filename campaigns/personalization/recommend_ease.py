@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 
 def ease_similarity(
-    matrix: sp.csr_matrix, penalty: float = 200.0, neighbours: int = 100
+    matrix: sp.csr_matrix, penalty: float = 200.0, neighbours: int = 50
 ) -> sp.csr_matrix:
     """EASE weights of ``matrix`` (customers x products, any implicit feedback; binarised here),
     each product's ``neighbours`` largest positive weights kept.

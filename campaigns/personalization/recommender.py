@@ -81,7 +81,7 @@ class RecommenderSettings:
     blend_weight: float = 0.7
     alpha: float = 1.0
     ease_penalty: float = 200.0
-    ease_neighbours: int = 100
+    ease_neighbours: int = 50
     half_life_days: float | None = 180.0
     neighbour_weight: float = 0.2
     repeat_neighbours: int = 50
