@@ -16,7 +16,12 @@ import scipy.sparse as sp
 from pydantic import ValidationError
 
 from campaigns.config.schema import FilesSource, RecommendationsConfig, TableFile
-from campaigns.personalization import RecommenderSettings, fit_recommender, recommend_for
+from campaigns.personalization import (
+    PersonalizationError,
+    RecommenderSettings,
+    fit_recommender,
+    recommend_for,
+)
 from campaigns.personalization.evaluate import Evaluation, evaluate_recommenders
 from campaigns.personalization.evaluate_report import markdown_table, summary_table
 from campaigns.personalization.ranking import bootstrap_means, per_customer
@@ -155,6 +160,17 @@ def test_tuning_chooses_by_validation_and_says_when_it_cannot() -> None:
     assert tuned.method == "repeat"
     assert cannot.candidates == []
     assert cannot.note == "too little history to tune: defaults used"
+
+
+def test_an_unknown_purpose_is_refused_by_name() -> None:
+    transactions, products = _log()
+
+    with pytest.raises(PersonalizationError) as caught:
+        evaluate_recommenders(transactions, products, purposes=("restock",))
+
+    assert str(caught.value) == (
+        "unknown recommendation purpose 'restock'; expected discover or replenish"
+    )
 
 
 # -------------------------------------------------------------------------------------- config
