@@ -183,7 +183,13 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
                     build_context(
                         customer=_AnyTrait(record) if isinstance(customer, _AnyTrait) else record,
                         segment=segment,
-                        campaign={"name": name, "description": campaign.description},
+                        campaign={
+                            "name": name,
+                            "description": campaign.description,
+                            "purpose": campaign.recommendations.purpose
+                            if campaign.recommendations is not None
+                            else None,
+                        },
                         now=now,
                         unsubscribe_url=unsubscribe_url(
                             config.settings.unsubscribe_base_url, "C0", name

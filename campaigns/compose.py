@@ -156,7 +156,14 @@ def compose(
         if recommendations is not None
         else {}
     )
-    campaign = {"name": plan.name, "description": plan.config.description}
+    campaign = {
+        "name": plan.name,
+        "description": plan.config.description,
+        # "discover" or "replenish" when the campaign shows recommendations, else None.
+        "purpose": plan.config.recommendations.purpose
+        if plan.config.recommendations is not None
+        else None,
+    }
     subjects: list[str] = []
     texts: list[str] = []
     htmls: list[str | None] = []

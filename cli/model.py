@@ -14,20 +14,12 @@ from cli.output import console, format_option, print_json, table
 #: The kinds of personalization model (``campaigns.personalization.models_store.KINDS``).
 KINDS = ("propensity", "uplift", "clv")
 
-_LABELS = {
-    "cf": "collaborative filtering",
-    "content": "content (TF-IDF)",
-    "blend": "blend",
-    "popular": "popularity",
-    "random": "random",
-}
-
 
 @click.group("recommend", cls=Group)
 def recommend_group() -> None:
     """Product recommendations: evaluate the methods offline.
 
-    Example: campaign recommend evaluate --k 10 --test-days 90
+    Example: campaign recommend evaluate --k 10 --test-days 30
     """
 
 
@@ -44,46 +36,112 @@ def recommend_group() -> None:
 @click.option(
     "--test-days",
     type=click.IntRange(1, 3650),
-    default=90,
+    default=30,
     show_default=True,
-    help="The last days of the transaction log held out as the test window.",
+    help="The length of each test window.",
+)
+@click.option(
+    "--splits",
+    type=click.IntRange(1, 24),
+    default=3,
+    show_default=True,
+    help="Rolling cutoffs: the last --test-days, the --test-days before them, and so on.",
+)
+@click.option(
+    "--purpose",
+    "purposes",
+    type=click.Choice(["replenish", "discover"]),
+    multiple=True,
+    help="Evaluate only this task (repeatable; default both).",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(0, 100_000),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples of the customers for the 95% intervals.",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (a plot per metric) to this file.",
 )
 @format_option
 @handles_errors
-def evaluate_command(config_path: Path, k: int, test_days: int, output_format: str) -> None:
-    """Evaluate every recommendation method on a time split of the store's transactions.
+def evaluate_command(
+    config_path: Path,
+    k: int,
+    test_days: int,
+    splits: int,
+    purposes: tuple[str, ...],
+    resamples: int,
+    html_path: Path | None,
+    output_format: str,
+) -> None:
+    """Evaluate the recommenders of each task on rolling time splits of the transactions.
 
-    Trains on everything before the last --test-days and scores each method's top k against
-    what customers then bought: precision@k, recall@k and hit rate, against popularity and
-    random baselines.
+    replenish (repeats allowed): the repeat-aware model against personal rebuy and popularity
+    with repeats; discover (new-to-customer products only): EASE and item-to-item CF against
+    popularity of new products and random. For each: precision, recall, NDCG and MAP at k,
+    catalogue coverage, 95% bootstrap intervals over customers and the paired difference from
+    the baseline; weights are tuned on the days before each cutoff.
 
-    Example: campaign recommend evaluate --k 5
+    Example: campaign recommend evaluate --k 10 --test-days 30 --html evaluation.html
     """
     from campaigns.config import load_config
     from campaigns.personalization.commands import evaluate
+    from campaigns.personalization.evaluate import PURPOSES
+    from campaigns.personalization.evaluate_report import (
+        TASK_LABELS,
+        headline,
+        render_html,
+        rolling_rows,
+        split_rows,
+    )
 
     config = load_config(config_path)
-    result = evaluate(config, k, test_days)
+    result = evaluate(config, k, test_days, splits, purposes or PURPOSES, resamples)
+    if html_path is not None:
+        html_path.write_text(render_html(result), encoding="utf-8")
     if output_format == "json":
         print_json(result.to_json())
         return
     out = console()
+    cutoffs = ", ".join(f"{c:%Y-%m-%d %H:%M}" for c in result.cutoffs)
     out.print(
-        f"Time split at {result.cutoff:%Y-%m-%d %H:%M}: trained before, tested on the "
-        f"{result.test_days} days after; {result.customers:,} customers evaluated."
+        f"Time splits at {cutoffs}: trained before each cutoff, tested on the {test_days} days "
+        f"after it; 95% intervals from {resamples:,} bootstrap resamples of the customers.",
+        soft_wrap=True,
     )
-    if result.scores:
-        scores = table("method", f"precision@{k}>", f"recall@{k}>", "hit rate>")
-        for score in result.scores:
-            scores.add_row(
-                _LABELS.get(score.method, score.method),
-                f"{score.precision:.4f}",
-                f"{score.recall:.4f}",
-                f"{score.hit_rate:.3f}",
-            )
+    for task in result.tasks:
+        split = task.latest
+        out.print(
+            f"{TASK_LABELS[task.purpose]}: latest cutoff {split.cutoff:%Y-%m-%d}, "
+            f"{split.customers:,} customers evaluated; chosen by validation: "
+            f"{split.tuning.method}.",
+            soft_wrap=True,
+        )
+        scores = table("method", f"precision@{k}>", f"recall@{k}>", f"NDCG@{k}>", f"MAP@{k}>",
+                       "coverage>", f"NDCG@{k} vs baseline>")  # fmt: skip
+        for cells in split_rows(task):
+            scores.add_row(*cells)
         out.print(scores)
+        if len(task.splits) > 1:
+            rolling = table(
+                "method",
+                *[f"NDCG@{k} {s.cutoff:%Y-%m-%d}>" for s in task.splits],
+                "mean>",
+            )
+            for cells in rolling_rows(task):
+                rolling.add_row(*cells)
+            out.print(rolling)
+    for task in result.tasks:
+        out.print(headline(task, k), soft_wrap=True)
     if result.note:
-        out.print(f"Note: {result.note}")
+        out.print(f"Note: {result.note}", soft_wrap=True)
+    if html_path is not None:
+        out.print(f"Wrote {html_path}")
 
 
 @click.group("model", cls=Group)

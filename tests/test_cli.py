@@ -81,7 +81,7 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     assert lines[0] == "Run 1 at 2026-11-23 12:00 UTC"
     assert lines[1] == "Loaded the data source into the store (first use)."
     assert lines[2] == "Segmentation model v1 (fitted now)."
-    assert "│ vip-thanks    │ 1 VIP" in first.output
+    assert "│ vip-thanks       │ 1 VIP" in first.output
     # Everyone has an email address, so the newsletter (lowest priority) reaches whoever no
     # other campaign took: one message per customer, but for the winback test's holdout.
     holdout = held_out(first.output)
@@ -102,6 +102,7 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     assert {p.parent.name for p in exports} == {
         "cart-reminder",
         "newsletter",
+        "reorder-reminder",
         "vip-thanks",
         "winback",
     }
@@ -168,14 +169,14 @@ def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
     assert unknown.exit_code == 1
     assert unknown.output == (
         "Error: no campaign called 'nope'; campaigns in the config: cart-reminder, newsletter, "
-        "vip-thanks, winback\n"
+        "reorder-reminder, vip-thanks, winback\n"
     )
 
 
 def test_check_and_status(demo_workspace: Path) -> None:
     check = invoke("check", "-c", str(demo_workspace))
     assert check.exit_code == 0, check.output
-    assert check.output == f"{demo_workspace}: OK (4 campaigns, 6 templates, 2 channels)\n"
+    assert check.output == f"{demo_workspace}: OK (5 campaigns, 7 templates, 2 channels)\n"
     invoke("run", "-c", str(demo_workspace), "--at", AT)
     status = invoke("status", "-c", str(demo_workspace), "--at", AT)
     assert status.exit_code == 0, status.output
@@ -186,8 +187,8 @@ def test_check_and_status(demo_workspace: Path) -> None:
         r"2026-11-23 13:00 UTC at the latest\); \d+ customers held out\.\n",
         status.output,
     ), status.output
-    assert "│ newsletter    │ schedule │ 2026-11-26 08:00       │" in status.output
-    assert "│ winback       │ inactive │ each run, per customer │" in status.output
+    assert "│ newsletter       │ schedule │ 2026-11-26 08:00       │" in status.output
+    assert "│ winback          │ inactive │ each run, per customer │" in status.output
 
 
 def test_check_reports_a_template_typo_with_line(demo_workspace: Path) -> None:
@@ -289,8 +290,8 @@ def test_plan_preview_and_forecast_write_nothing(demo_workspace: Path) -> None:
     plan = invoke("plan", "-c", str(demo_workspace), "--at", AT)
     assert plan.exit_code == 0, plan.output
     assert plan.output.splitlines()[0] == "Plan at 2026-11-23 12:00 UTC"
-    assert "│ newsletter    │ due    │ 2026-11-19T08:00Z │" in plan.output
-    assert "│ winback       │ due    │ per customer      │" in plan.output
+    assert "│ newsletter       │ due    │ 2026-11-19T08:00Z │" in plan.output
+    assert "│ winback          │ due    │ per customer      │" in plan.output
     assert plan.output.splitlines()[-1] == "- no earlier run: everything is new"
 
     preview = invoke(
@@ -310,7 +311,7 @@ def test_plan_preview_and_forecast_write_nothing(demo_workspace: Path) -> None:
 
     invoke("run", "-c", str(demo_workspace), "--at", AT)
     again = invoke("plan", "-c", str(demo_workspace), "--at", AT)
-    assert "│ newsletter    │ window already planned │ 2026-11-19T08:00Z │" in again.output
+    assert "│ newsletter       │ window already planned │ 2026-11-19T08:00Z │" in again.output
     changes = again.output.split("Changes since the last run:\n")[1]
     # The same customers are inactive: winback still matches them, and leaves them out as
     # messaged for this spell; the newsletter's window is done.

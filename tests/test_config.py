@@ -39,7 +39,13 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_repository_config_loads_and_matches_the_init_scaffold() -> None:
     config = load_config(REPO / "config.toml")
     assert isinstance(config.source, DemoSource)
-    assert set(config.campaigns) == {"cart-reminder", "vip-thanks", "winback", "newsletter"}
+    assert set(config.campaigns) == {
+        "cart-reminder",
+        "vip-thanks",
+        "winback",
+        "reorder-reminder",
+        "newsletter",
+    }
     scaffold = REPO / "templates" / "workspace" / "config.toml"
     assert scaffold.read_text() == (REPO / "config.toml").read_text()
 

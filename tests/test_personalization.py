@@ -48,32 +48,30 @@ def shop() -> ShopData:
 # ------------------------------------------------------------------------------ recommendations
 
 
-def test_collaborative_filtering_beats_popularity_and_random(shop: ShopData) -> None:
-    result = evaluate_recommenders(shop.transactions, shop.products, k=10, test_days=90)
+def test_each_task_beats_its_baseline_on_the_demo_shop(shop: ShopData) -> None:
+    result = evaluate_recommenders(shop.transactions, shop.products, k=10, test_days=30, splits=1)
 
-    # 1,156 customers bought on both sides of the cutoff. Measured: precision@10 / recall@10 /
-    # hit rate cf 0.0824 / 0.188 / 0.548, blend 0.0830 / 0.190 / 0.553, popularity
-    # 0.0797 / 0.184 / 0.543, content 0.0353 / 0.086 / 0.296, random 0.0230 / 0.046 / 0.204.
-    assert result.customers == 1156
-    cf, popular, random = result.score("cf"), result.score("popular"), result.score("random")
-    assert cf.precision > popular.precision
-    assert cf.recall > popular.recall
-    assert cf.hit_rate > popular.hit_rate
-    assert result.score("blend").precision > popular.precision
-    assert popular.precision > 3 * random.precision
-    assert round(cf.precision, 4) == 0.0824
-    assert result.note.startswith("564 customers who bought in the test window had no purchase")
-
-
-def test_collaborative_filtering_learns_a_groups_taste(shop: ShopData) -> None:
-    """Champions buy equipment and gifts far more than others: CF finds it from their baskets,
-    global popularity cannot (precision@10 0.117 against 0.108)."""
-    customers = shop.customers
-    champions = customers["customer_id"][customers["latent_group"] == "champions"]
-
-    result = evaluate_recommenders(shop.transactions, shop.products, k=10, only=champions)
-
-    assert result.score("cf").precision > 1.05 * result.score("popular").precision
+    # Measured on the cutoff 2026-10-23: replenish (740 customers) NDCG@10 repeat 0.1239,
+    # rebuy 0.0879, popularity 0.1170; discover (692 customers) EASE 0.1250, CF 0.1193,
+    # popularity 0.1171, random 0.0326. The demo shop draws products by its groups' taste times
+    # one shop-wide popularity, with no personal habit to learn: popularity is a strong
+    # baseline, and for discover the models only match it (the validation keeps CF).
+    replenish, discover = result.task("replenish").latest, result.task("discover").latest
+    assert (replenish.customers, discover.customers) == (740, 692)
+    repeat = replenish.score("repeat")
+    assert repeat.difference is not None
+    assert repeat.difference["ndcg"].low > 0
+    assert repeat.metrics["ndcg"].value > replenish.score("popular").metrics["ndcg"].value
+    assert discover.tuning.method == "cf"
+    popular = discover.score("popular").metrics["ndcg"]
+    for method in ("cf", "ease"):
+        score = discover.score(method)
+        assert score.difference is not None
+        assert score.metrics["ndcg"].value > popular.value
+        assert score.difference["ndcg"].high > 0 > score.difference["ndcg"].low  # no better
+    random = discover.score("random").metrics["precision"].value
+    assert discover.score("popular").metrics["precision"].value > 3 * random
+    assert result.note.startswith("321 customers who bought in the latest test window")
 
 
 def _tiny_shop() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -109,7 +107,7 @@ def _tiny_shop() -> tuple[pd.DataFrame, pd.DataFrame]:
     return transactions, products
 
 
-def test_recently_bought_products_are_not_recommended_unless_repeat_kinds() -> None:
+def test_discover_never_recommends_a_past_purchase_and_replenish_does() -> None:
     transactions, products = _tiny_shop()
     customers = ["c1", "c2", "c3", "c4", "c5"]
     settings = RecommenderSettings(min_items=1)
@@ -117,12 +115,19 @@ def test_recently_bought_products_are_not_recommended_unless_repeat_kinds() -> N
 
     picks = recommend_for(model, ["c1"], 4, "cf")["c1"]
 
-    # c1 bought A ten days ago; buyers of A also bought B, then C.
+    # c1 bought A; buyers of A also bought B, then C; D fills from the best sellers.
     assert [p["id"] for p in picks] == ["B", "C", "D"]
+    # c2 bought A and B 200 days ago: a discover recommendation never names them again.
+    assert [p["id"] for p in recommend_for(model, ["c2"], 4, "cf")["c2"]] == ["C", "D"]
+    # Replenish starts from what c2 bought, then what its buyers also bought.
+    again = recommend_for(model, ["c2"], 3, "repeat", "replenish")["c2"]
+    assert [p["id"] for p in again][:2] in (["A", "B"], ["B", "A"])
+    assert [p["id"] for p in again][2] == "C"
 
-    coffee_repeats = RecommenderSettings(min_items=1, repeat_categories=("Coffee",))
-    model = fit_recommender(transactions, products, customers, END, settings=coffee_repeats)
-    assert "A" in [p["id"] for p in recommend_for(model, ["c1"], 4, "cf")["c1"]]
+    # With exclude_days = 90, only the last 90 days' purchases are excluded.
+    recent = RecommenderSettings(min_items=1, recent_days=90)
+    model = fit_recommender(transactions, products, customers, END, settings=recent)
+    assert "A" in [p["id"] for p in recommend_for(model, ["c2"], 4, "cf")["c2"]]
 
 
 def test_new_and_thin_customers_get_the_popular_list_of_their_segment() -> None:
@@ -157,7 +162,8 @@ def test_unknown_method_is_refused(shop: ShopData) -> None:
         recommend_for(model, ["c1"], 3, "magic")  # type: ignore[arg-type]
 
     assert str(caught.value) == (
-        "unknown recommendation method 'magic'; expected one of cf, content, blend, popular"
+        "unknown recommendation method 'magic' for purpose 'discover'; expected one of cf, "
+        "ease, content, blend, popular"
     )
 
 
@@ -183,11 +189,11 @@ def test_cdnow_says_why_it_cannot_evaluate_recommendations(shared_data: Path) ->
 
     result = evaluate_recommenders(transactions, products, k=10, test_days=90)
 
-    assert result.scores == []
+    assert result.tasks == []
     assert result.note == (
         "the transactions carry a single product id, so they say when customers bought but not "
         "what: item recommendations cannot be evaluated. Timing is all there is: 3,317 of the "
-        "23,570 customers who bought before the cutoff (14.1%) bought again in the test window."
+        "23,570 customers who bought before the cutoff (14.1%) bought again in the last 90 days."
     )
 
 
@@ -334,18 +340,30 @@ def test_run_recommendations_follow_the_campaign_option(shop: ShopData) -> None:
     ids = list(shop.customers["customer_id"][:50])
 
     shown = run.for_campaign(RecommendationsConfig(count=3, method="cf"), ids)
-    again = run.for_campaign(RecommendationsConfig(count=2, method="popular"), ids)
+    again = run.for_campaign(RecommendationsConfig(count=2, method="cf"), ids)
+    reorder = run.for_campaign(RecommendationsConfig(purpose="replenish", count=3), ids)
+    fixed = run.for_campaign(
+        RecommendationsConfig(purpose="replenish", method="repeat", count=3), ids
+    )
 
     assert run.for_campaign(None, ids) == {}
-    assert len(run._models) == 1  # both campaigns share one fitted model
+    assert len(run._models) == 3  # the two discover campaigns share one fitted model
     assert all(len(products) == 3 for products in shown.values())
     assert all(len(products) == 2 for products in again.values())
-    recent = shop.transactions[
-        shop.transactions["invoiced_at"] >= pd.Timestamp(END) - pd.Timedelta(days=90)
-    ]
-    bought = recent.groupby("customer_id")["product_id"].agg(set)
+    bought = shop.transactions.groupby("customer_id")["product_id"].agg(set)
     for customer, products in shown.items():
         assert not {p["id"] for p in products} & bought.get(customer, set())
+
+    # Replenish may name what customers bought before. With the default weights most picks are
+    # past purchases; tuned on the demo shop (whose customers do not favour their own past
+    # products) the neighbours' products weigh more, and fewer are.
+    def repeats(shown: dict[str, list[dict[str, object]]]) -> float:
+        return float(
+            np.mean([p["id"] in bought.get(c, set()) for c, ps in shown.items() for p in ps])
+        )
+
+    assert repeats(fixed) > 0.5
+    assert 0 < repeats(reorder) < repeats(fixed)
 
 
 def test_uplift_skips_those_who_buy_anyway() -> None:
@@ -407,3 +425,4 @@ def test_templates_list_the_campaigns_recommendations(shop: ShopData) -> None:
         names = [p["name"] for p in expected[customer]]
         assert len(names) == 2
         assert all(f"- {name} (" in body for name in names)
+        assert "(discover)" in body  # the template shows campaign.purpose

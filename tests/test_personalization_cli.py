@@ -11,26 +11,68 @@ from tests.test_cli import AT, demo_workspace, invoke
 __all__ = ["demo_workspace"]
 
 
-def test_recommend_evaluate_prints_the_table(demo_workspace: Path) -> None:
+def test_recommend_evaluate_prints_each_task(demo_workspace: Path, tmp_path: Path) -> None:
     # The store is filled now, by this command: a history that ends on a fixed day.
     text = demo_workspace.read_text()
     demo_workspace.write_text(text.replace("seed = 7", "seed = 7\nend = 2026-11-23T00:00:00"))
-    result = invoke("recommend", "evaluate", "-c", str(demo_workspace), "--k", "5")
+    page = tmp_path / "evaluation.html"
+    result = invoke(
+        "recommend", "evaluate", "-c", str(demo_workspace), "--k", "5", "--splits", "2",
+        "--resamples", "200", "--html", str(page),
+    )  # fmt: skip
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("Time split at 2026-08-2")
-    assert lines[0].endswith("customers evaluated.")
-    header = next(line for line in lines if "method" in line)
-    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
-        "method",
-        "precision@5",
-        "recall@5",
-        "hit rate",
-    ]
-    for label in ("collaborative filtering", "content (TF-IDF)", "blend", "popularity", "random"):
-        assert any(line.startswith(f"│ {label}") for line in lines)
-    assert lines[-1].startswith("Note: ")
+    # The last purchase is on 2026-11-22: cutoffs 30 and 60 days before it.
+    assert lines[0].startswith("Time splits at 2026-10-23 19:15, 2026-09-23 19:15: trained")
+    assert lines[0].endswith("from 200 bootstrap resamples of the customers.")
+    assert any(line.startswith("replenish (repeats allowed") for line in lines)
+    assert any(line.startswith("discover (new-to-customer products only") for line in lines)
+    headers = [line for line in lines if "┃ method" in line]
+    assert [c.strip() for c in headers[0].strip("┃ ").split("┃")] == [
+        "method", "precision@5", "recall@5", "NDCG@5", "MAP@5", "coverage", "NDCG@5 vs baseline",
+    ]  # fmt: skip
+    # Then the rolling splits: NDCG per cutoff and the mean.
+    assert [c.strip() for c in headers[1].strip("┃ ").split("┃")] == [
+        "method", "NDCG@5 2026-10-23", "NDCG@5 2026-09-23", "mean",
+    ]  # fmt: skip
+    for label in ("repeat-aware (ours)", "personal rebuy", "popularity", "EASE (ours)",
+                  "item-to-item CF (ours)", "random"):  # fmt: skip
+        assert any(line.startswith(f"│ {label}") for line in lines), label
+    assert any(line.startswith("replenish: repeat-aware (ours) NDCG@5 ") for line in lines)
+    assert any(line.startswith("discover: ") for line in lines)
+    assert lines[-2].startswith("Note: ")
+    assert lines[-1] == f"Wrote {page}"
+    html = page.read_text()
+    assert html.count("src='data:image/png;base64,") == 5  # a plot per metric
+    assert "http" not in html
+
+
+def test_recommend_evaluate_as_json_one_task(demo_workspace: Path) -> None:
+    import json
+
+    result = invoke(
+        "recommend", "evaluate", "-c", str(demo_workspace), "--purpose", "discover",
+        "--splits", "1", "--resamples", "100", "--format", "json",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["k"], data["test_days"], data["bootstrap_resamples"]) == (10, 30, 100)
+    [task] = data["tasks"]
+    assert (task["purpose"], task["baseline"]) == ("discover", "popular")
+    [split] = task["splits"]
+    methods = {m["method"]: m for m in split["methods"]}
+    assert list(methods) == ["ease", "cf", "popular", "random"]
+    ease = methods["ease"]
+    assert set(ease) >= {"precision", "recall", "ndcg", "map", "hit_rate", "coverage"}
+    assert ease["ndcg"]["low"] <= ease["ndcg"]["value"] <= ease["ndcg"]["high"]
+    assert methods["popular"]["difference_from_baseline"] is None
+    assert ease["difference_from_baseline"]["ndcg"]["value"] == pytest.approx(
+        ease["ndcg"]["value"] - methods["popular"]["ndcg"]["value"]
+    )
+    assert split["tuning"]["method"] in ("cf", "ease")
+    assert len(split["tuning"]["candidates"]) == 4
 
 
 def test_report_needs_a_trained_model(demo_workspace: Path) -> None:
@@ -192,20 +234,37 @@ def test_models_learn_from_an_imported_experiment(tmp_path: Path) -> None:
 
 def test_recommendations_option_is_validated_with_lines(demo_workspace: Path) -> None:
     text = demo_workspace.read_text()
-    assert text.count("[campaigns.newsletter]\n") == 1
+    table = '[campaigns.newsletter.recommendations]\npurpose = "discover"\ncount = 3\n'
+    assert text.count(table) == 1
     text = text.replace(
-        "[campaigns.newsletter]\n",
-        '[campaigns.newsletter]\nrecommendations = { count = 0, method = "magic" }\n',
+        table, '[campaigns.newsletter.recommendations]\ncount = 0\nmethod = "magic"\n'
     )
     demo_workspace.write_text(text)
-    line = text.splitlines().index("[campaigns.newsletter]") + 2
+    lines = text.splitlines()
+    count = lines.index("count = 0") + 1
+    method = lines.index('method = "magic"') + 1
 
     result = invoke("check", "-c", str(demo_workspace))
 
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: {demo_workspace}:{line}: campaigns.newsletter.recommendations.count: must be "
+        f"Error: {demo_workspace}:{count}: campaigns.newsletter.recommendations.count: must be "
         "greater than or equal to 1, got 0\n"
-        f"{demo_workspace}:{line}: campaigns.newsletter.recommendations.method: must be one of "
-        "'cf', 'content', 'blend' or 'popular', got 'magic'\n"
+        f"{demo_workspace}:{method}: campaigns.newsletter.recommendations.method: must be one of "
+        "'auto', 'cf', 'ease', 'content', 'blend', 'popular', 'repeat' or 'rebuy', got 'magic'\n"
     )
+
+
+def test_a_method_of_the_other_purpose_is_refused_with_its_line(demo_workspace: Path) -> None:
+    text = demo_workspace.read_text()
+    table = '[campaigns.reorder-reminder.recommendations]\npurpose = "replenish"\n'
+    assert text.count(table) == 1
+    demo_workspace.write_text(text.replace(table, table + 'method = "ease"\n'))
+
+    result = invoke("check", "-c", str(demo_workspace))
+
+    assert result.exit_code == 1
+    assert "campaigns.reorder-reminder.recommendations: method 'ease' is not one for purpose " in (
+        result.output
+    )
+    assert "expected one of 'auto', 'repeat', 'rebuy', 'popular'" in result.output

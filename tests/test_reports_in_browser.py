@@ -74,6 +74,17 @@ def test_the_model_reports_render(
 
 
 @pytest.mark.slow
+def test_the_recommendation_evaluation_renders(browser: Browser, workspace: Path) -> None:
+    page = workspace.parent / "evaluation.html"
+    done = invoke(
+        "recommend", "evaluate", "-c", str(workspace), "--splits", "2", "--resamples", "100",
+        "--html", str(page),
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert_renders(browser, page, "Recommendation evaluation")
+
+
+@pytest.mark.slow
 def test_a_broken_page_is_caught(browser: Browser, tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text(

@@ -226,7 +226,13 @@ def test_plan_preview_dry_run_and_run_compute_the_same_messages(config: Config) 
     dry = run_campaigns(config, at=AT, dry_run=True)
     planned = by_customer(plan.messages)
     assert planned == by_customer(dry.messages)
-    assert set(planned) == {"cart-reminder", "vip-thanks", "winback", "newsletter"}
+    assert set(planned) == {
+        "cart-reminder",
+        "vip-thanks",
+        "winback",
+        "reorder-reminder",
+        "newsletter",
+    }
     customers = sorted({row[0] for rows in planned.values() for row in rows})
 
     previews = {

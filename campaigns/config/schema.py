@@ -408,14 +408,36 @@ class TargetConfig(_Model):
 class RecommendationsConfig(_Model):
     """Product recommendations shown to a campaign's templates as ``recommendations``."""
 
+    #: "discover": only products new to the customer (a cross-sell, a newsletter);
+    #: "replenish": what they will buy next, past purchases included (a reminder to reorder).
+    purpose: Literal["discover", "replenish"] = "discover"
     #: Products per message.
     count: int = Field(default=3, ge=1, le=50)
-    #: "cf" (bought together), "content" (similar names and categories), "blend" or "popular".
-    method: Literal["cf", "content", "blend", "popular"] = "blend"
-    #: Products bought this many days before the run are not recommended again...
-    exclude_days: int = Field(default=90, ge=0)
-    #: ...unless their category is a repeat-purchase kind, such as ["Coffee", "Tea"].
-    repeat_categories: list[str] = Field(default_factory=list)
+    #: "auto": chosen by a time split of the history (discover: CF or EASE; replenish: repeat).
+    #: Discover: "cf" (bought together), "ease", "content" (similar names and categories),
+    #: "blend" or "popular"; replenish: "repeat", "rebuy" or "popular".
+    method: Literal["auto", "cf", "ease", "content", "blend", "popular", "repeat", "rebuy"] = "auto"
+    #: Discover: products bought this many days before the run are not recommended again
+    #: (none: nothing the customer ever bought is).
+    exclude_days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _method_fits_purpose(self) -> RecommendationsConfig:
+        allowed = {
+            "discover": ("auto", "cf", "ease", "content", "blend", "popular"),
+            "replenish": ("auto", "repeat", "rebuy", "popular"),
+        }[self.purpose]
+        if self.method not in allowed:
+            raise ValueError(
+                f"method {self.method!r} is not one for purpose {self.purpose!r}; expected one of "
+                + ", ".join(repr(m) for m in allowed)
+            )
+        if self.purpose == "replenish" and self.exclude_days is not None:
+            raise ValueError(
+                "exclude_days applies to purpose 'discover'; 'replenish' recommends past "
+                "purchases by design"
+            )
+        return self
 
 
 class CampaignConfig(_Model):

@@ -14,10 +14,11 @@ from sqlalchemy import Engine
 from campaigns.config.schema import Config
 from campaigns.personalization.chance import is_rejected
 from campaigns.personalization.errors import PersonalizationError
-from campaigns.personalization.evaluate import Evaluation, evaluate_recommenders
+from campaigns.personalization.evaluate import PURPOSES, Evaluation, evaluate_recommenders
 from campaigns.personalization.models_store import StoredModel, require_model, save_model
 from campaigns.personalization.propensity import train_propensity
 from campaigns.personalization.recommender import RecommenderSettings
+from campaigns.personalization.threads import single_threaded
 from campaigns.personalization.uplift import experiment_data, simulate_experiment, train_uplift
 from store.bulk import read_frame
 from store.engine import opened_store
@@ -31,16 +32,29 @@ def _now() -> datetime:
 def evaluate(
     config: Config,
     k: int = 10,
-    test_days: int = 90,
+    test_days: int = 30,
+    splits: int = 3,
+    purposes: tuple[str, ...] = PURPOSES,
+    resamples: int = 1000,
     settings: RecommenderSettings | None = None,
 ) -> Evaluation:
-    """``campaign recommend evaluate``: the time-split evaluation on the workspace's store
-    (filled from the source first when empty)."""
+    """``campaign recommend evaluate``: both tasks on rolling time splits of the workspace's
+    store (filled from the source first when empty)."""
     from campaigns.data import ensure_data
 
     with opened_store(config.store.url, config.root) as engine:
         shop, _ = ensure_data(engine, config, datetime.now(UTC).replace(tzinfo=None))
-    return evaluate_recommenders(shop.transactions, shop.products, k, test_days, settings)
+    with single_threaded():
+        return evaluate_recommenders(
+            shop.transactions,
+            shop.products,
+            k,
+            test_days,
+            splits,
+            purposes,
+            settings,
+            resamples,
+        )
 
 
 def _customer_table(engine: Engine, config: Config, at: datetime) -> pd.DataFrame:

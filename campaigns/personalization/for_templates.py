@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from campaigns.personalization.recommender import (
     recommend_for,
 )
 from campaigns.personalization.threads import single_threaded
+from campaigns.personalization.tuning import tune
 from store.frames import ShopData
 
 
@@ -23,7 +25,9 @@ class RunRecommendations:
     """What ``recommendations`` holds in each campaign's templates during one run.
 
     Nothing is fitted until a campaign with ``recommendations`` asks; campaigns that share the
-    exclusion settings share one fitted model.
+    purpose, method and exclusion setting share one fitted model. With ``method = "auto"`` the
+    method and its weights are first chosen on the last 30 days before the run
+    (:func:`campaigns.personalization.tuning.tune`).
 
     :param shop: the run's data (purchases after ``at`` are ignored)
     :param segments: segment id by customer id, for the popular-in-segment fallback
@@ -34,15 +38,21 @@ class RunRecommendations:
         self.shop = shop
         self.segments = segments
         self.at = at
-        self._models: dict[tuple[int, tuple[str, ...]], Recommender] = {}
+        self._models: dict[tuple[str, str, int | None], tuple[Recommender, str]] = {}
 
-    def model(self, config: RecommendationsConfig) -> Recommender:
-        """The recommender for ``config``'s exclusion settings (fitted on first use)."""
-        key = (config.exclude_days, tuple(sorted(config.repeat_categories)))
+    def model(self, config: RecommendationsConfig) -> tuple[Recommender, str]:
+        """The recommender for ``config`` and the method it uses (fitted on first use)."""
+        key = (config.purpose, config.method, config.exclude_days)
         if key not in self._models:
-            settings = RecommenderSettings(recent_days=key[0], repeat_categories=key[1])
+            settings = RecommenderSettings(recent_days=config.exclude_days)
+            method: str = config.method
             with single_threaded():
-                self._models[key] = fit_recommender(
+                if method == "auto":
+                    shop = self.shop
+                    tuned = tune(shop.transactions, shop.products, self.at, config.purpose)
+                    settings = dataclasses.replace(tuned.settings, recent_days=config.exclude_days)
+                    method = tuned.method
+                model = fit_recommender(
                     self.shop.transactions,
                     self.shop.products,
                     self.shop.customers["customer_id"].astype(str),
@@ -50,6 +60,7 @@ class RunRecommendations:
                     self.segments,
                     settings,
                 )
+            self._models[key] = (model, method)
         return self._models[key]
 
     def for_campaign(
@@ -58,4 +69,11 @@ class RunRecommendations:
         """Per customer id, the products a campaign's templates show (empty without config)."""
         if config is None:
             return {}
-        return recommend_for(self.model(config), customer_ids, config.count, config.method)
+        model, method = self.model(config)
+        return recommend_for(
+            model,
+            customer_ids,
+            config.count,
+            method,  # type: ignore[arg-type]
+            config.purpose,
+        )
