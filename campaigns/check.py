@@ -12,6 +12,7 @@ from jinja2 import TemplateSyntaxError, meta
 from campaigns.compose import unsubscribe_url
 from campaigns.conditions import ConditionError
 from campaigns.config.schema import Config
+from campaigns.engagement.tokens import load_keys
 from campaigns.errors import ConfigError, TemplateCheckError
 from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
@@ -71,6 +72,9 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
     A template that reads a variable or attribute the context lacks fails here, with template
     name and line, instead of at send time.
     """
+    # With [tracking], every message carries signed URLs: no run can go without the secret.
+    if config.tracking is not None:
+        load_keys(config.tracking, config.root)
     # Names, syntax and customer attributes first, with the config line (as a run checks them).
     validate_templates(config, include_disabled=True)
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.engagement.links import Tracker, strip_marks
+from campaigns.engagement.tokens import message_ref
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
@@ -64,6 +66,7 @@ def compose(
     on_progress: Callable[[int], None] | None = None,
     arms: CampaignArms | None = None,
     recommendations: RunRecommendations | None = None,
+    tracker: Tracker | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -75,6 +78,9 @@ def compose(
         their variant's template and ``variant`` context; the holdout gets no message
     :param recommendations: the run's recommender; templates of a campaign with
         ``recommendations`` in config get each customer's products
+    :param tracker: with ``[tracking]``: signed unsubscribe URLs and ``List-Unsubscribe``
+        headers for every message, and tracked links and an open pixel for campaigns with
+        ``track_links``
     """
     selected = plan.selected
     keys = [
@@ -111,26 +117,41 @@ def compose(
         else {}
     )
     campaign = {"name": plan.name, "description": plan.config.description}
-    subjects, texts, htmls, headers = [], [], [], []
-    for done, (record, segment_id, variant) in enumerate(
-        zip(records, selected["segment_id"], variants, strict=True), start=1
+    refs = [message_ref(k) for k in keys]
+    track_links = tracker is not None and plan.config.track_links
+    subjects, texts, htmls, headers, links = [], [], [], [], []
+    for done, (record, segment_id, variant, ref) in enumerate(
+        zip(records, selected["segment_id"], variants, refs, strict=True), start=1
     ):
         context = build_context(
             customer=record,
             segment=segments[int(segment_id)],
             campaign=campaign,
             now=at,
-            unsubscribe_url=unsubscribe_url(
-                unsubscribe_base, str(record["customer_id"]), plan.name
+            unsubscribe_url=(
+                tracker.unsubscribe_url(ref)
+                if tracker is not None
+                else unsubscribe_url(unsubscribe_base, str(record["customer_id"]), plan.name)
             ),
             variant=contexts[variant],
             recommendations=shown.get(str(record["customer_id"]), ()),
         )
         message = templates[variant].render(context)
         subjects.append(message.subject)
-        texts.append(message.text)
-        htmls.append(message.html)
-        headers.append(json.dumps(message.headers) if message.headers else None)
+        extra = message.headers
+        if tracker is not None and track_links:
+            tracked = tracker.rewrite(ref, message.text, message.html, plan.name, variant)
+            texts.append(tracked.text)
+            htmls.append(tracked.html)
+            links.append(json.dumps(tracked.links) if tracked.links else None)
+            extra = {**tracked.headers, **extra}
+        else:
+            texts.append(strip_marks(message.text))
+            htmls.append(strip_marks(message.html) if message.html is not None else None)
+            links.append(None)
+            if tracker is not None:
+                extra = {**tracker.headers(ref), **extra}
+        headers.append(json.dumps(extra) if extra else None)
         if on_progress is not None and done % 1000 == 0:
             on_progress(1000)
     if on_progress is not None:
@@ -158,6 +179,9 @@ def compose(
             "created_at": pd.Timestamp(at),
             "next_attempt_at": later,
             "headers": headers,
+            "ref": refs,
+            "topic": plan.config.topic,
+            "links": links,
         },
         columns=list(OUTBOX_COLUMNS),
     )
@@ -183,6 +207,9 @@ def compose(
             "created_at": pd.Timestamp(at),
             "next_attempt_at": pd.NaT,
             "headers": None,
+            "ref": [message_ref(k) for k in held_keys],
+            "topic": plan.config.topic,
+            "links": None,
             "status": HELD_OUT,
         }
     )

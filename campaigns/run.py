@@ -23,6 +23,7 @@ from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import DrainResult, drain
+from campaigns.engagement.links import Tracker
 from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
@@ -236,6 +237,9 @@ def compose_plans(
     )
     report("Rendering", 0, total_selected)
     composed = Composed()
+    # Signed unsubscribe links and tracked links need the secret: a missing one stops the run
+    # before anything is rendered.
+    tracker = Tracker.from_config(config) if due else None
     # Fitted lazily, once, and only if a due campaign asks for recommendations.
     recommendations = RunRecommendations(shop, customers["segment_id"], at)
     for plan in due:
@@ -256,6 +260,7 @@ def compose_plans(
             on_progress=lambda n: report("Rendering", n, total_selected),
             arms=arms,
             recommendations=recommendations,
+            tracker=tracker,
         )
     return composed
 

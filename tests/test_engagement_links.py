@@ -1,0 +1,130 @@
+"""Signed tokens (rotation, tampering) and link rewriting at render time, without a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from campaigns.config.schema import TrackingConfig
+from campaigns.engagement.links import Tracker
+from campaigns.engagement.tokens import TOKEN_LENGTH, Signer, load_keys, message_ref
+from campaigns.errors import ConfigError
+from templates import make_environment
+
+REF = message_ref("winback:C0042:2026-11-23")
+OLD, NEW = b"old-key-0123456789abcdef", b"new-key-0123456789abcdef"
+
+
+def test_a_token_reads_back_and_carries_no_customer_id() -> None:
+    signer = Signer([NEW])
+    token = signer.token("c", REF, 3)
+    assert len(token) == TOKEN_LENGTH
+    assert "C0042" not in token
+    read = signer.read(token)
+    assert read is not None
+    assert (read.kind, read.ref, read.link) == ("c", REF, 3)
+
+
+def test_after_rotation_old_tokens_verify_and_new_ones_use_the_new_key() -> None:
+    old_token = Signer([OLD]).token("u", REF)
+    rotated = Signer([NEW, OLD])
+    assert rotated.read(old_token) is not None
+    assert Signer([OLD]).read(rotated.token("u", REF)) is None
+    assert Signer([NEW]).read(old_token) is None
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1],
+        lambda t: t + "A",
+        lambda t: ("B" if t[0] != "B" else "C") + t[1:],
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: "!" * len(t),
+        lambda t: "",
+    ],
+)
+def test_a_changed_token_does_not_verify(mangle: object) -> None:
+    token = Signer([NEW]).token("c", REF, 0)
+    assert Signer([NEW]).read(mangle(token)) is None  # type: ignore[operator]
+
+
+def settings(**extra: object) -> TrackingConfig:
+    return TrackingConfig(base_url="https://t.example.com/", **extra)  # type: ignore[arg-type]
+
+
+def test_links_in_html_and_text_become_tracked_once_each_and_opt_outs_stay() -> None:
+    tracker = Tracker(settings(), Signer([NEW]))
+    body = (
+        '<html><body><p><a class="b" href="https://shop.example/a?x=1&amp;y=2">A</a>'
+        '<a href="https://shop.example/terms" data-no-track>terms</a>'
+        '<a href="mailto:hi@shop.example">mail</a>'
+        "<a href='https://shop.example/b'>B</a></p></body></html>"
+    )
+    text = "See https://shop.example/a?x=1&y=2. Or https://shop.example/c, thanks."
+    tracked = tracker.rewrite(REF, text, body, "winback", None)
+    assert tracked.links == [
+        "https://shop.example/a?x=1&y=2",
+        "https://shop.example/b",
+        "https://shop.example/c",
+    ]
+    signer = Signer([NEW])
+    first = f"https://t.example.com/c/{signer.token('c', REF, 0)}"
+    assert f'<a class="b" href="{first}">A</a>' in (tracked.html or "")
+    assert 'href="https://shop.example/terms" data-no-track' in (tracked.html or "")
+    assert 'href="mailto:hi@shop.example"' in (tracked.html or "")
+    assert tracked.text.startswith(f"See {first}. Or https://t.example.com/c/")
+    assert tracked.text.endswith(", thanks.")
+    pixel = f'<img src="https://t.example.com/o/{signer.token("o", REF)}.gif"'
+    assert (tracked.html or "").index(pixel) < (tracked.html or "").index("</body>")
+    unsubscribe = f"https://t.example.com/u/{signer.token('u', REF)}"
+    assert tracked.headers == {
+        "List-Unsubscribe": f"<{unsubscribe}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def test_the_notrack_filter_keeps_a_url_and_leaves_no_mark(tmp_path: Path) -> None:
+    (tmp_path / "t.txt.j2").write_text(
+        "Terms: {{ 'https://shop.example/terms' | notrack }}\nShop: https://shop.example/\n"
+    )
+    env = make_environment(tmp_path)
+    rendered = env.get_template("t.txt.j2").render()
+    tracked = Tracker(settings(), Signer([NEW])).rewrite(REF, rendered, None, "c", None)
+    assert tracked.text.startswith("Terms: https://shop.example/terms\nShop: https://t.example")
+    assert "\u2063" not in tracked.text
+    assert tracked.links == ["https://shop.example/"]
+
+
+def test_utm_parameters_are_added_to_the_target_when_configured() -> None:
+    tracker = Tracker(settings(utm=True), Signer([NEW]))
+    tracked = tracker.rewrite(
+        REF, "https://shop.example/a?utm_source=mine&x=1", None, "winback", "story"
+    )
+    assert tracked.links == [
+        "https://shop.example/a?utm_source=mine&x=1&utm_medium=email&utm_campaign=winback"
+        "&utm_content=story"
+    ]
+
+
+def test_a_missing_or_short_secret_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^tracking: the signing secret is missing: set the environment variable "
+        r"CAMPAIGN_TRACKING_SECRET \(tracking.secret_env\), or name a file with "
+        r"tracking.secret_file$",
+    ):
+        load_keys(settings(), tmp_path, environ={})
+    with pytest.raises(ConfigError, match=r"key #2 in the environment variable X is too short"):
+        load_keys(settings(secret_env="X"), tmp_path, environ={"X": "a" * 20 + " short"})
+    (tmp_path / "keys").write_text("new-key-0123456789abcdef\nold-key-0123456789abcdef\n")
+    keys = load_keys(settings(secret_file=Path("keys")), tmp_path, environ={})
+    assert keys == [NEW, OLD]
+    with pytest.raises(ConfigError, match=r"tracking.secret_file: .*nope not found"):
+        load_keys(settings(secret_file=Path("nope")), tmp_path, environ={})
+
+
+def test_a_secret_in_the_config_file_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'secret' must not be written in config\.toml"):
+        TrackingConfig(base_url="https://t.example.com", secret="x")  # type: ignore[call-arg]
