@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 #: What ``campaign track`` imports (:data:`campaigns.experiments.tracking.KINDS`, written out here
 #: so that the command line starts without pandas; a test holds the two equal).
-TRACKED = ("clicks", "conversions", "unsubscribes", "complaints", "exposures")
+TRACKED = ("clicks", "conversions", "unsubscribes", "bounces", "complaints", "exposures")
 
 #: At most this many refused rows are listed; the rest are counted.
 _SHOWN_BAD_ROWS = 20
@@ -319,6 +319,7 @@ _NOUNS = {
     "clicks": ("click", "clicks"),
     "conversions": ("conversion", "conversions"),
     "unsubscribes": ("unsubscribe", "unsubscribes"),
+    "bounces": ("bounce", "bounces"),
     "complaints": ("complaint", "complaints"),
     "exposures": ("exposure", "exposures"),
 }
@@ -336,10 +337,17 @@ def print_import(out: Console, result: ImportResult, file: Path) -> None:
         markup=False,
         soft_wrap=True,
     )
-    if result.repeats:
+    if result.repeats and result.kind == "exposures":
         out.print(
             f"{_plural(result.repeats, 'exposures').replace('exposure', 'repeat exposure', 1)} "
             "not stored: a customer's first exposure counts.",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif result.repeats:
+        out.print(
+            f"{_plural(result.repeats, result.kind)} seen before, counted as repeats, "
+            "not stored again.",
             markup=False,
             soft_wrap=True,
         )
@@ -365,11 +373,13 @@ def print_import(out: Console, result: ImportResult, file: Path) -> None:
 @config_option
 @handles_errors
 def track_command(kind: str, file: Path, config_path: Path) -> None:
-    """Import clicks, conversions, unsubscribes, complaints or exposures from a CSV or JSON
-    Lines FILE.
+    """Import clicks, conversions, unsubscribes, bounces, complaints or exposures from a CSV
+    or JSON Lines FILE.
 
     Rows of unknown customers are refused with their line numbers, and so are clicks,
-    unsubscribes and complaints of held-out customers who were sent nothing.
+    unsubscribes, bounces and complaints of held-out customers who were sent nothing.
+    Unsubscribes (optional topic column; none: all marketing), hard bounces (optional bounce
+    column, hard or soft) and complaints suppress their customers at once, as the endpoint does.
 
     Example: campaign track conversions shop-orders.csv
     """

@@ -77,6 +77,12 @@ def message_by_ref(connection: Connection, ref: str) -> SentMessage | None:
     return _sent_message(row) if row is not None else None
 
 
+def message_by_id(connection: Connection, message_id: int) -> SentMessage | None:
+    """The outbox message with id ``message_id``, or None."""
+    row = connection.execute(text(_MESSAGE_SQL + "id = :id"), {"id": message_id}).first()
+    return _sent_message(row) if row is not None else None
+
+
 def latest_message_to(connection: Connection, recipient: str) -> SentMessage | None:
     """The newest message sent to an address (for provider events that name only it)."""
     row = connection.execute(

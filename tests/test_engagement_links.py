@@ -128,3 +128,89 @@ def test_a_missing_or_short_secret_is_a_config_error(tmp_path: Path) -> None:
 def test_a_secret_in_the_config_file_is_refused() -> None:
     with pytest.raises(ValueError, match=r"'secret' must not be written in config\.toml"):
         TrackingConfig(base_url="https://t.example.com", secret="x")  # type: ignore[call-arg]
+
+
+# --- campaign track unsubscribes | bounces | complaints ------------------------------------------
+
+
+def test_imported_unsubscribes_bounces_and_complaints_suppress_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from cli.main import cli
+    from store.engine import opened_store
+    from tests.engagement_kit import ENV, tracking_config
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    config = tracking_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 8080)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", "--at", "2026-11-23T12:00"]).exit_code == 0
+    (tmp_path / "unsubscribes.csv").write_text(
+        "customer_id,timestamp,topic\nC000001,2026-11-24T10:00,newsletter\n"
+        "C000002,2026-11-24T10:00,\nC000003,2026-11-24T10:00,Not A Topic\n"
+    )
+    (tmp_path / "bounces.csv").write_text(
+        "customer_id,timestamp,bounce,reason\nC000004,2026-11-24T10:00,hard,550 no such user\n"
+        "C000005,2026-11-24T10:00,soft,452 mailbox full\nC000006,2026-11-24T10:00,maybe,\n"
+    )
+    (tmp_path / "complaints.csv").write_text("customer_id,timestamp\nC000007,2026-11-24T10:00\n")
+
+    first = runner.invoke(cli, ["track", "unsubscribes", "unsubscribes.csv"])
+    again = runner.invoke(cli, ["track", "unsubscribes", "unsubscribes.csv"])
+    bounces = runner.invoke(cli, ["track", "bounces", "bounces.csv"])
+    complaints = runner.invoke(cli, ["track", "complaints", "complaints.csv"])
+
+    assert first.output == (
+        "Imported 2 unsubscribes from unsubscribes.csv.\n1 row refused:\n"
+        "  line 4: bad_topic: 'Not A Topic' is not a topic name\n"
+    )
+    assert again.output.startswith(
+        "Imported 0 unsubscribes from unsubscribes.csv.\n"
+        "2 unsubscribes seen before, counted as repeats, not stored again.\n"
+    )
+    assert bounces.output == (
+        "Imported 2 bounces from bounces.csv.\n1 row refused:\n"
+        "  line 4: bad_bounce: 'maybe' is not 'hard' or 'soft'\n"
+    )
+    assert complaints.output == "Imported 1 complaint from complaints.csv.\n"
+    with opened_store(config.store.url, config.root) as engine, engine.connect() as connection:
+        topics = connection.execute(
+            text("SELECT customer_id, topic FROM topic_suppression ORDER BY customer_id")
+        ).all()
+        suppressed = connection.execute(text("SELECT customer_id, reason FROM suppression")).all()
+        repeats = connection.execute(
+            text("SELECT SUM(repeats) FROM engagement_event WHERE kind = 'unsubscribe'")
+        ).scalar_one()
+    assert [tuple(t) for t in topics] == [
+        ("C000001", "newsletter"),
+        ("C000002", "*"),
+        ("C000007", "*"),
+    ]
+    assert [tuple(s) for s in suppressed] == [("C000004", "bounced: hard: 550 no such user")]
+    assert repeats == 2
+
+
+def test_check_refuses_a_missing_secret_when_tracking_is_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from tests.engagement_kit import tracking_config
+
+    monkeypatch.delenv("TEST_TRACKING_SECRET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    tracking_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 8080)
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: tracking: the signing secret is missing: set the environment variable "
+        "TEST_TRACKING_SECRET (tracking.secret_env), or name a file with tracking.secret_file\n"
+    )
+    run = CliRunner().invoke(cli, ["run", "--at", "2026-11-23T12:00"])
+    assert run.exit_code == 1
+    assert "the signing secret is missing" in run.output
