@@ -273,7 +273,7 @@ def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
 
 
 @click.command("report")
-@click.argument("experiment")
+@click.argument("name", metavar="CAMPAIGN")
 @config_option
 @click.option("--control", metavar="VARIANT", help="Compare with this arm (default: control).")
 @format_option
@@ -285,32 +285,73 @@ def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
 )
 @handles_errors
 def report_command(
-    experiment: str,
+    name: str,
     config_path: Path,
     control: str | None,
     output_format: str,
     html_path: Path | None,
 ) -> None:
-    """Report an experiment: rates, lifts with intervals, p-values, SRM check, guardrails,
-    and a decision per arm (ship, stop, continue, inconclusive) with the verdict in words.
+    """Report a campaign: planned, sent, delivered, bounced, opens, clicks, CTR, unsubscribes,
+    complaints, conversions and revenue, by day, segment and variant; for an experiment first
+    its rates, lifts with intervals, p-values, SRM check, guardrails and a decision per arm.
+
+    CAMPAIGN is any campaign in the config, or an experiment imported with campaign track.
 
     Example: campaign report winback --html winback.html
     """
     from campaigns.config import load_config
+    from campaigns.engagement.report import campaign_report
+
+    config = load_config(config_path)
+    campaign = config.campaigns.get(name)
+    if campaign is not None and campaign.experiment is None:
+        if control is not None:
+            raise click.UsageError(f"--control applies to experiments; {name} has none")
+        report = campaign_report(config, name)
+        if html_path is not None:
+            from campaigns.engagement.html import render_html as campaign_html
+
+            html_path.write_text(campaign_html(report), encoding="utf-8")
+        if output_format == "json":
+            print_json(report.to_json())
+            return
+        out = console()
+        from cli.report import print_campaign_report
+
+        print_campaign_report(out, report)
+        if html_path is not None:
+            out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)
+        return
+
     from campaigns.experiments.commands import experiment_report
     from campaigns.experiments.report import to_json
 
-    config = load_config(config_path)
+    experiment = name
+    if campaign is not None and campaign.experiment is not None:
+        experiment = campaign.experiment.name or name
     analysis = experiment_report(config, experiment, control)
+    engagement = campaign_report(config, name) if campaign is not None else None
     if html_path is not None:
+        from campaigns.engagement.html import render_html as campaign_html
         from campaigns.experiments.html import render_html
 
-        html_path.write_text(render_html(analysis), encoding="utf-8")
+        page = render_html(analysis)
+        if engagement is not None:
+            page = page.replace("</body>", campaign_html(engagement, fragment=True) + "</body>")
+        html_path.write_text(page, encoding="utf-8")
     if output_format == "json":
-        print_json(to_json(analysis))
+        data = to_json(analysis)
+        if engagement is not None:
+            data["campaign"] = engagement.to_json()
+        print_json(data)
         return
     out = console()
     print_report(out, analysis)
+    if engagement is not None:
+        from cli.report import print_campaign_report
+
+        out.print()
+        print_campaign_report(out, engagement)
     if html_path is not None:
         out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)
 
