@@ -8,6 +8,7 @@ import click
 
 from cli.errors import handles_errors
 from cli.options import config_option
+from cli.output import console
 
 
 @click.command("listen")
@@ -38,3 +39,39 @@ def listen_command(config_path: Path, bind: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--http") from None
     serve(load_config(config_path), host, port)
+
+
+@click.command("simulate")
+@click.argument("campaign")
+@config_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@handles_errors
+def simulate_command(campaign: str, config_path: Path, seed: int) -> None:
+    """Demo: simulated people open, click and unsubscribe from CAMPAIGN's sent messages, and a
+    simulated provider reports deliveries, bounces and complaints, all as HTTP requests to the
+    real endpoint (served on a free local port meanwhile).
+
+    Customers who bought after the message click far more often than the others; run
+    `campaign experiment simulate EXPERIMENT` first to give an experiment's customers their
+    purchases.
+
+    Example: campaign simulate newsletter && campaign report newsletter
+    """
+    from campaigns.config import load_config
+    from campaigns.engagement.simulate import simulate_engagement
+
+    result = simulate_engagement(load_config(config_path), campaign, seed)
+    out = console()
+    out.print(
+        f"Simulated people answered {result.messages:,} sent messages of {campaign} through "
+        f"the endpoint: {result.summary()}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        out.print(f"- {note}", markup=False, soft_wrap=True)
+    if result.failures:
+        out.print(f"{len(result.failures):,} requests failed:", markup=False)
+        for failure in result.failures[:10]:
+            out.print(f"  {failure}", markup=False, soft_wrap=True)
+        raise SystemExit(1)
