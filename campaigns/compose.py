@@ -143,15 +143,17 @@ def compose(
             tracked = tracker.rewrite(ref, message.text, message.html, plan.name, variant)
             texts.append(tracked.text)
             htmls.append(tracked.html)
-            links.append(json.dumps(tracked.links) if tracked.links else None)
-            extra = {**tracked.headers, **extra}
+            links.append(tracker.links_json(tracked.links))
         else:
             texts.append(strip_marks(message.text))
             htmls.append(strip_marks(message.html) if message.html is not None else None)
             links.append(None)
-            if tracker is not None:
-                extra = {**tracker.headers(ref), **extra}
-        headers.append(json.dumps(extra) if extra else None)
+        if tracker is None:
+            headers.append(json.dumps(extra) if extra else None)
+        elif extra:
+            headers.append(json.dumps({**tracker.headers(ref), **extra}))
+        else:
+            headers.append(tracker.headers_json(ref))
         if on_progress is not None and done % 1000 == 0:
             on_progress(1000)
     if on_progress is not None:

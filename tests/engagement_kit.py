@@ -27,7 +27,7 @@ ENV = {
     "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "TEST_MAILGUN_KEY": MAILGUN_KEY,
 }
-TRACKED_URL = re.compile(r"http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]{47}")
+TRACKED_URL = re.compile(r"http://127\.0\.0\.1:\d+/c/\d+/[A-Za-z0-9_-]{43}")
 
 
 def tracking_config(tmp_path: Path, store_url: str, port: int, extra: str = "") -> Config:

@@ -96,10 +96,9 @@ def test_a_click_redirects_to_the_exact_link_and_is_recorded_once_with_its_repea
 def bad_tokens(good: str) -> dict[str, str]:
     token = good.rsplit("/", 1)[1]
     flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
-    foreign = Signer([b"someone-else-s-key-0123456789"]).token(
-        "c",
-        Signer([SECRET.encode()]).read(token).ref,  # type: ignore[union-attr]
-    )
+    ref = Signer([SECRET.encode()]).read(token)
+    assert ref is not None
+    foreign = Signer([b"someone-else-s-key-0123456789"]).token(ref)
     return {
         "tampered": flipped,
         "truncated": token[:-3],
@@ -117,7 +116,7 @@ def test_tampered_truncated_and_foreign_tokens_are_404_and_record_nothing(
     link = TRACKED_URL.search(str(message["body_text"]))
     assert link is not None
     for name, token in bad_tokens(link.group(0)).items():
-        answer = http(f"{served.url}/c/{token}")
+        answer = http(f"{served.url}/c/0/{token}")
         assert answer.status == 404, name
         assert "location" not in {k.lower() for k in answer.headers}, name
         assert http(f"{served.url}/o/{token}.gif").status == 404, name
@@ -127,14 +126,19 @@ def test_tampered_truncated_and_foreign_tokens_are_404_and_record_nothing(
 
 def test_a_link_that_was_not_in_the_message_cannot_be_reached(served: Served) -> None:
     message = sent(served, "winback")
-    signer = Signer([SECRET.encode()])
+    token = Signer([SECRET.encode()]).token(str(message["ref"]))
     links = decoded(message["links"])
-    # Correctly signed, but the message has no such link; an open token is not a click token.
-    beyond = signer.token("c", str(message["ref"]), len(links))
-    as_open = signer.token("o", str(message["ref"]))
-    unknown_message = signer.token("c", "0" * 32, 0)
-    for token in (beyond, as_open, unknown_message):
-        assert http(f"{served.url}/c/{token}").status == 404
+    # A genuine token, but the message has no such link; or no such message at all.
+    unknown_message = Signer([SECRET.encode()]).token("0" * 32)
+    for path in (
+        f"c/{len(links)}/{token}",
+        f"c/65536/{token}",
+        f"c/-1/{token}",
+        f"c/x/{token}",
+        f"c/0/{unknown_message}",
+        f"c/{token}",
+    ):
+        assert http(f"{served.url}/{path}").status == 404, path
     assert events(served.engine) == []
 
 

@@ -18,19 +18,17 @@ OLD, NEW = b"old-key-0123456789abcdef", b"new-key-0123456789abcdef"
 
 def test_a_token_reads_back_and_carries_no_customer_id() -> None:
     signer = Signer([NEW])
-    token = signer.token("c", REF, 3)
+    token = signer.token(REF)
     assert len(token) == TOKEN_LENGTH
     assert "C0042" not in token
-    read = signer.read(token)
-    assert read is not None
-    assert (read.kind, read.ref, read.link) == ("c", REF, 3)
+    assert signer.read(token) == REF
 
 
 def test_after_rotation_old_tokens_verify_and_new_ones_use_the_new_key() -> None:
-    old_token = Signer([OLD]).token("u", REF)
+    old_token = Signer([OLD]).token(REF)
     rotated = Signer([NEW, OLD])
-    assert rotated.read(old_token) is not None
-    assert Signer([OLD]).read(rotated.token("u", REF)) is None
+    assert rotated.read(old_token) == REF
+    assert Signer([OLD]).read(rotated.token(REF)) is None
     assert Signer([NEW]).read(old_token) is None
 
 
@@ -40,13 +38,13 @@ def test_after_rotation_old_tokens_verify_and_new_ones_use_the_new_key() -> None
         lambda t: t[:-1],
         lambda t: t + "A",
         lambda t: ("B" if t[0] != "B" else "C") + t[1:],
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: t[:20] + ("A" if t[20] != "A" else "B") + t[21:],
         lambda t: "!" * len(t),
         lambda t: "",
     ],
 )
 def test_a_changed_token_does_not_verify(mangle: object) -> None:
-    token = Signer([NEW]).token("c", REF, 0)
+    token = Signer([NEW]).token(REF)
     assert Signer([NEW]).read(mangle(token)) is None  # type: ignore[operator]
 
 
@@ -70,15 +68,16 @@ def test_links_in_html_and_text_become_tracked_once_each_and_opt_outs_stay() -> 
         "https://shop.example/c",
     ]
     signer = Signer([NEW])
-    first = f"https://t.example.com/c/{signer.token('c', REF, 0)}"
+    token = signer.token(REF)
+    first = f"https://t.example.com/c/0/{token}"
     assert f'<a class="b" href="{first}">A</a>' in (tracked.html or "")
     assert 'href="https://shop.example/terms" data-no-track' in (tracked.html or "")
     assert 'href="mailto:hi@shop.example"' in (tracked.html or "")
     assert tracked.text.startswith(f"See {first}. Or https://t.example.com/c/")
     assert tracked.text.endswith(", thanks.")
-    pixel = f'<img src="https://t.example.com/o/{signer.token("o", REF)}.gif"'
+    pixel = f'<img src="https://t.example.com/o/{token}.gif"'
     assert (tracked.html or "").index(pixel) < (tracked.html or "").index("</body>")
-    unsubscribe = f"https://t.example.com/u/{signer.token('u', REF)}"
+    unsubscribe = f"https://t.example.com/u/{token}"
     assert tracked.headers == {
         "List-Unsubscribe": f"<{unsubscribe}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

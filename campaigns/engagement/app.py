@@ -1,7 +1,7 @@
 """The engagement endpoint: an ASGI application (Starlette) that ``campaign listen`` serves with
 uvicorn. Stateless: each request verifies its token, records one event and answers.
 
-    GET  /c/TOKEN          tracked link: 302 to the link's target, recorded as a click
+    GET  /c/N/TOKEN        tracked link N: 302 to the link's target, recorded as a click
     GET  /o/TOKEN.gif      open pixel: a 1x1 GIF, recorded as an open (human or machine)
     GET  /u/TOKEN          the unsubscribe and preferences page
     POST /u/TOKEN          RFC 8058 one-click unsubscribe (body List-Unsubscribe=One-Click), or
@@ -43,7 +43,7 @@ from campaigns.engagement.recording import (
     subscriptions,
     unsubscribe,
 )
-from campaigns.engagement.tokens import Signer, Token
+from campaigns.engagement.tokens import Signer
 from campaigns.engagement.webhooks import (
     ProviderEvent,
     WebhookRefused,
@@ -95,21 +95,20 @@ class Endpoint:
         self.webhook_secret = _secret(environ, settings.webhook_secret_env)
         self.mailgun_key = _secret(environ, settings.mailgun_signing_key_env)
 
-    def _token(self, request: Request, kind: str, raw: str) -> Token | None:
-        token = self.signer.read(raw)
-        if token is None or token.kind != kind:
+    def _ref(self, request: Request) -> str | None:
+        ref = self.signer.read(request.path_params["token"])
+        if ref is None:
             log.warning("%s %s -> 404: bad token", request.method, request.url.path[:120])
-            return None
-        return token
+        return ref
 
     def click(self, request: Request) -> Response:
-        token = self._token(request, "c", request.path_params["token"])
-        if token is None:
+        ref = self._ref(request)
+        if ref is None:
             return PlainTextResponse("not found\n", status_code=404)
         target = record_click(
             self.engine,
-            token.ref,
-            token.link,
+            ref,
+            request.path_params["link"],
             request.headers.get("user-agent"),
             _now(),
             self.settings.machine_click_seconds,
@@ -119,16 +118,16 @@ class Endpoint:
         return RedirectResponse(target, status_code=302, headers=_NO_STORE)
 
     def pixel(self, request: Request) -> Response:
-        token = self._token(request, "o", request.path_params["token"])
-        if token is None or not record_open(
-            self.engine, token.ref, request.headers.get("user-agent"), _now()
+        ref = self._ref(request)
+        if ref is None or not record_open(
+            self.engine, ref, request.headers.get("user-agent"), _now()
         ):
             return PlainTextResponse("not found\n", status_code=404)
         return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
 
     def _message(self, request: Request) -> SentMessage | None:
-        token = self._token(request, "u", request.path_params["token"])
-        return find_message(self.engine, token.ref) if token is not None else None
+        ref = self._ref(request)
+        return find_message(self.engine, ref) if ref is not None else None
 
     def page(self, request: Request) -> Response:
         message = self._message(request)
@@ -303,7 +302,7 @@ def make_app(
         environ,
     )
     routes = [
-        Route("/c/{token}", endpoint.click, methods=["GET", "HEAD"]),
+        Route("/c/{link:int}/{token}", endpoint.click, methods=["GET", "HEAD"]),
         Route("/o/{token}.gif", endpoint.pixel, methods=["GET", "HEAD"]),
         Route("/u/{token}", endpoint.page, methods=["GET"]),
         Route("/u/{token}", endpoint.unsubscribe, methods=["POST"]),

@@ -13,6 +13,7 @@ token too; ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058) point a
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -28,8 +29,6 @@ MAX_LINKS = 200
 _ANCHOR = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
 _HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _NO_TRACK = re.compile(r"\sdata-no-track\b", re.IGNORECASE)
-_TEXT_URL = re.compile(r"\u2063?https?://[^\s<>\"'\u2063]+\u2063?")
-_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 #: Punctuation that ends a sentence rather than a URL in plain text.
 _TRAILING = ".,;:!?)]}'\""
 
@@ -51,6 +50,17 @@ class Tracker:
         self.settings = settings
         self.signer = signer
         self.base = settings.base_url
+        # The same few links recur in every message of a run: how to rewrite each anchor tag,
+        # and each URL's target (entities decoded, UTM parameters added), are worked out once.
+        self._anchors: dict[str, tuple[str, str, str] | None] = {}
+        self._targets: dict[tuple[str, str, str | None], str] = {}
+        self._links_json: dict[tuple[str, ...], str] = {}
+        self._last: tuple[str, str] = ("", "")
+        self._post = "List-Unsubscribe=One-Click"
+        # URLs in text, but not our own (the unsubscribe URL), which need no callback.
+        self._text_url = re.compile(
+            rf"\u2063?(?!{re.escape(self.base)})https?://[^\s<>\"'\u2063]+\u2063?"
+        )
 
     @classmethod
     def from_config(cls, config: Config) -> Tracker | None:
@@ -59,83 +69,122 @@ class Tracker:
             return None
         return cls(config.tracking, Signer(load_keys(config.tracking, config.root)))
 
+    def _token(self, ref: str) -> str:
+        if self._last[0] != ref:  # asked for twice or more per message
+            self._last = (ref, self.signer.token(ref))
+        return self._last[1]
+
     def unsubscribe_url(self, ref: str) -> str:
         """The signed unsubscribe URL of message ``ref`` (a page on GET, one-click on POST)."""
-        return f"{self.base}/u/{self.signer.token('u', ref)}"
+        return f"{self.base}/u/{self._token(ref)}"
 
     def headers(self, ref: str) -> dict[str, str]:
         """RFC 8058 one-click unsubscribe headers for message ``ref``."""
         return {
             "List-Unsubscribe": f"<{self.unsubscribe_url(ref)}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Unsubscribe-Post": self._post,
         }
+
+    def headers_json(self, ref: str) -> str:
+        """:meth:`headers` as the outbox keeps them (JSON), without json.dumps per message:
+        the base URL was checked to be a plain http(s) URL and the token is base64url."""
+        return (
+            f'{{"List-Unsubscribe": "<{self.unsubscribe_url(ref)}>", '
+            f'"List-Unsubscribe-Post": "{self._post}"}}'
+        )
+
+    def links_json(self, links: list[str]) -> str | None:
+        """A message's link targets as JSON (most messages of a campaign share them)."""
+        if not links:
+            return None
+        key = tuple(links)
+        found = self._links_json.get(key)
+        if found is None:
+            if len(self._links_json) > 10_000:
+                self._links_json.clear()
+            found = self._links_json[key] = json.dumps(links)
+        return found
 
     def rewrite(
         self, ref: str, text: str, body_html: str | None, campaign: str, variant: str | None
     ) -> Tracked:
         """Rewrite the links of one message and add its open pixel."""
+        token = self._token(ref)
+        click = f"{self.base}/c/"
         links: dict[str, int] = {}
-        marks: dict[str, str] = {}
 
-        def number(url: str) -> int | None:
-            target = self._with_utm(url, campaign, variant)
-            found = links.get(target)
-            if found is None:
+        def tracked(url: str) -> str | None:
+            target = self._targets.get((url, campaign, variant))
+            if target is None:
+                if url.startswith(self.base) or not url.startswith(("http://", "https://")):
+                    return None
+                if len(self._targets) > 10_000:
+                    self._targets.clear()
+                target = self._targets[url, campaign, variant] = self._with_utm(
+                    url, campaign, variant
+                )
+            number = links.get(target)
+            if number is None:
                 if len(links) >= MAX_LINKS:
                     return None
-                found = links[target] = len(links)
-            return found
-
-        def tracked_url(url: str) -> str:
-            if url.startswith(self.base) or not url.startswith(("http://", "https://")):
-                return url
-            link = number(url)
-            if link is None:
-                return url
-            key = f"{link}"
-            if key not in marks:
-                marks[key] = f"{self.base}/c/{self.signer.token('c', ref, link)}"
-            return marks[key]
+                number = links[target] = len(links)
+            return f"{click}{number}/{token}"
 
         def anchor(match: re.Match[str]) -> str:
             tag = match.group(0)
-            if _NO_TRACK.search(tag):
+            if self.base in tag:  # our own link (the unsubscribe URL): never cached, left
                 return tag
-            href = _HREF.search(tag)
-            if href is None:
+            if tag in self._anchors:
+                plan = self._anchors[tag]
+            else:
+                plan = self._anchor_plan(tag)
+                if len(self._anchors) > 10_000:
+                    self._anchors.clear()
+                self._anchors[tag] = plan
+            if plan is None:
                 return tag
-            raw = href.group(2) if href.group(2) is not None else href.group(3)
-            if NOTRACK_MARK in raw:
-                return tag
-            url = html.unescape(raw.strip())
-            new = tracked_url(url)
-            if new == url:
-                return tag
-            return f'{tag[: href.start()]}{href.group(1)}"{new}"{tag[href.end() :]}'
+            before, url, after = plan
+            new = tracked(url)
+            return tag if new is None else f"{before}{new}{after}"
 
         def text_url(match: re.Match[str]) -> str:
             found = match.group(0)
             if NOTRACK_MARK in found:
                 return found
             url = found.rstrip(_TRAILING)
-            return tracked_url(url) + found[len(url) :]
+            new = tracked(url)
+            return found if new is None else new + found[len(url) :]
 
         new_html = None
         if body_html is not None:
             new_html = _ANCHOR.sub(anchor, body_html)
             pixel = (
-                f'<img src="{self.base}/o/{self.signer.token("o", ref)}.gif" width="1" '
-                'height="1" alt="" style="display:none">'
+                f'<img src="{self.base}/o/{token}.gif" width="1" height="1" alt="" '
+                'style="display:none">'
             )
-            end = _BODY_END.search(new_html)
-            new_html = (
-                f"{new_html[: end.start()]}{pixel}{new_html[end.start() :]}"
-                if end is not None
-                else new_html + pixel
-            )
-            new_html = new_html.replace(NOTRACK_MARK, "")
-        new_text = _TEXT_URL.sub(text_url, text).replace(NOTRACK_MARK, "")
+            end = new_html.rfind("</body>")
+            new_html = f"{new_html[:end]}{pixel}{new_html[end:]}" if end >= 0 else new_html + pixel
+            if NOTRACK_MARK in new_html:
+                new_html = new_html.replace(NOTRACK_MARK, "")
+        new_text = self._text_url.sub(text_url, text)
+        if NOTRACK_MARK in new_text:
+            new_text = new_text.replace(NOTRACK_MARK, "")
         return Tracked(new_text, new_html, self.headers(ref), list(links))
+
+    @staticmethod
+    def _anchor_plan(tag: str) -> tuple[str, str, str] | None:
+        """How to rewrite an ``<a>`` tag: the text before and after its URL, and the URL; None
+        to leave it (``data-no-track``, the ``notrack`` filter, no href)."""
+        if _NO_TRACK.search(tag):
+            return None
+        href = _HREF.search(tag)
+        if href is None:
+            return None
+        raw = href.group(2) if href.group(2) is not None else href.group(3)
+        if NOTRACK_MARK in raw:
+            return None
+        url = html.unescape(raw.strip())
+        return f'{tag[: href.start()]}{href.group(1)}"', url, f'"{tag[href.end() :]}'
 
     def _with_utm(self, url: str, campaign: str, variant: str | None) -> str:
         if not self.settings.utm:

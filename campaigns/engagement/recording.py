@@ -46,7 +46,7 @@ def record_click(
     sending is a machine's (a link scanner checks mail as it arrives)."""
     with engine.begin() as connection:
         message = message_by_ref(connection, ref)
-        if message is None or link >= len(message.links):
+        if message is None or not 0 <= link < len(message.links):
             return None
         machine = is_machine(user_agent) or (
             message.sent_at is not None and now - message.sent_at < timedelta(seconds=soon)

@@ -34,8 +34,8 @@ OPEN, MACHINE_OPEN, CLICK, CLICK_IF_BOUGHT = 0.30, 0.15, 0.04, 0.55
 UNSUBSCRIBE, COMPLAINT, HARD_BOUNCE = 0.015, 0.003, 0.01
 PERSON = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
-_LINK = re.compile(r"https?://[^\s\"'<>]+/c/[A-Za-z0-9_-]{47}")
-_PIXEL = re.compile(r"https?://[^\s\"'<>]+/o/[A-Za-z0-9_-]{47}\.gif")
+_LINK = re.compile(r"https?://[^\s\"'<>]+/c/\d+/[A-Za-z0-9_-]{43}")
+_PIXEL = re.compile(r"https?://[^\s\"'<>]+/o/[A-Za-z0-9_-]{43}\.gif")
 
 
 @dataclass
