@@ -121,7 +121,8 @@ def _flags(engine: Engine, campaign: str, window: timedelta) -> tuple[pd.DataFra
     """One row per message with a 0/1 column per outcome and its revenue."""
     messages = read_frame(
         engine,
-        "SELECT id, customer_id, segment_id, variant, status, created_at, sent_at "
+        "SELECT id, customer_id, segment_id, variant, status, created_at, sent_at, "
+        "CASE WHEN body_html IS NULL THEN 0 ELSE 1 END AS has_html "
         "FROM message WHERE campaign = :c AND status <> 'held_out'",
         params={"c": campaign},
         datetime_columns=["created_at", "sent_at"],
@@ -229,6 +230,11 @@ def campaign_report(config: Config, campaign: str) -> CampaignReport:
         notes.append(
             "Links are not tracked for this campaign (track_links = true with a [tracking] "
             "section): clicks and opens come only from imported files."
+        )
+    if not frame.empty and not frame["has_html"].any():
+        notes.append(
+            "These messages have no HTML part, so no open pixel: opened counts only the people "
+            "who clicked, and click-to-open says nothing."
         )
     notes.append(OPENS_NOTE)
     day = frame["created_at"].dt.strftime("%Y-%m-%d")
