@@ -50,7 +50,8 @@ def _server(app: Starlette, host: str, port: int, log_level: str) -> uvicorn.Ser
         port=port,
         log_level=log_level,
         access_log=False,
-        http="h11",
+        # httptools and uvloop when installed (uvicorn[standard]), else h11 and asyncio; the
+        # app itself refuses oversized headers (LimitHeaders) whichever parser runs.
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         lifespan="off",
         server_header=False,
