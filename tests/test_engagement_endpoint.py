@@ -368,3 +368,64 @@ def test_huge_headers_and_bodies_are_refused(served: Served) -> None:
     assert big.status == 413
     assert http(f"{served.url}/health").status == 200
     assert events(served.engine) == []
+
+
+def test_campaign_listen_serves_until_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = free()
+    tracking_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", port)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from cli.main import main; main()",
+            "listen",
+            "--http",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, **ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    assert r.read() == b"ok\n"
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "campaign listen did not start"
+                time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        # uvicorn finishes in-flight requests, then exits by the signal it caught.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+        server.stdout.close()  # type: ignore[union-attr]
+
+
+def test_campaign_listen_refuses_a_bad_address_and_a_missing_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TEST_TRACKING_SECRET", raising=False)
+    tracking_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 8080)
+    bad = CliRunner().invoke(cli, ["listen", "--http", "localhost"])
+    assert bad.exit_code == 2
+    assert "'localhost' is not HOST:PORT, such as 127.0.0.1:8080" in bad.output
+    missing = CliRunner().invoke(cli, ["listen"])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("Error: tracking: the signing secret is missing")
