@@ -338,6 +338,9 @@ class CustomerEvent(SQLModel, table=True):
     customer_id: str = Field(index=True)
     event: str = Field(index=True)
     occurred_at: datetime = Field(sa_type=DateTime)
+    #: The shop's own id of an event posted to the endpoint (``POST /events``), unique; None for
+    #: events from the source's feed, which a load replaces (posted events stay).
+    event_id: str | None = Field(default=None, unique=True, index=True)
 
 
 class PersonalizationModel(SQLModel, table=True):

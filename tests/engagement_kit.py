@@ -22,10 +22,12 @@ AT = datetime(2026, 11, 23, 12, 0)
 SECRET = "test-signing-key-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 MAILGUN_KEY = "key-mailgun-test-0123456789"
+EVENTS_KEY = "shop-events-api-key-0123456789"
 ENV = {
     "TEST_TRACKING_SECRET": SECRET,
     "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "TEST_MAILGUN_KEY": MAILGUN_KEY,
+    "TEST_EVENTS_KEY": EVENTS_KEY,
 }
 TRACKED_URL = re.compile(r"http://127\.0\.0\.1:\d+/c/\d+/[A-Za-z0-9_-]{43}")
 
@@ -50,7 +52,7 @@ def tracking_config(tmp_path: Path, store_url: str, port: int, extra: str = "") 
     text_ += (
         f'\n[tracking]\nbase_url = "http://127.0.0.1:{port}"\nsecret_env = "TEST_TRACKING_SECRET"\n'
         'webhook_secret_env = "TEST_WEBHOOK_SECRET"\nmailgun_signing_key_env = "TEST_MAILGUN_KEY"\n'
-        "machine_click_seconds = 0\n" + extra
+        'events_api_key_env = "TEST_EVENTS_KEY"\nmachine_click_seconds = 0\n' + extra
     )
     path = tmp_path / "config.toml"
     path.write_text(text_)

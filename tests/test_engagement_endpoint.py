@@ -429,3 +429,42 @@ def test_campaign_listen_refuses_a_bad_address_and_a_missing_secret(
     missing = CliRunner().invoke(cli, ["listen"])
     assert missing.exit_code == 1
     assert missing.output.startswith("Error: tracking: the signing secret is missing")
+
+
+def test_the_shop_s_posted_events_fire_an_event_trigger_once(served: Served) -> None:
+    from tests.engagement_kit import EVENTS_KEY
+
+    quiet = read_frame(
+        served.engine,
+        "SELECT customer_id FROM message GROUP BY customer_id "
+        "HAVING COUNT(*) = 1 AND MAX(campaign) = 'newsletter' ORDER BY customer_id LIMIT 1",
+    )
+    customer = str(quiet["customer_id"].iloc[0])
+    later = AT + timedelta(days=2)
+    event = {
+        "id": "shop-1",
+        "customer_id": customer,
+        "event": "cart_abandoned",
+        "occurred_at": (later - timedelta(hours=1)).isoformat() + "Z",
+    }
+    url = f"{served.url}/events"
+    key = {"Authorization": f"Bearer {EVENTS_KEY}"}
+    body = json.dumps({"events": [event]}).encode()
+    bad = json.dumps({"events": [event, {**event, "id": "shop-2", "event": "Cart!"}]}).encode()
+
+    assert http(url, data=body).status == 401
+    assert http(url, data=body, headers={"Authorization": "Bearer wrong"}).status == 401
+    refused = http(url, data=bad, headers=key)
+    assert refused.status == 400
+    assert refused.body == b"event #2: event 'Cart!' must be lowercase letters, digits and '_'\n"
+    assert http(url, data=body, headers=key).body == b"stored 1, repeats 0\n"
+    assert http(url, data=body, headers=key).body == b"stored 0, repeats 1\n"
+
+    run_campaigns(served.config, at=later)
+
+    reminders = read_frame(
+        served.engine,
+        "SELECT customer_id FROM message WHERE campaign = 'cart-reminder' AND customer_id = :c",
+        params={"c": customer},
+    )
+    assert len(reminders) == 1

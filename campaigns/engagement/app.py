@@ -8,6 +8,7 @@ uvicorn. Stateless: each request verifies its token, records one event and answe
                            the preferences page's form
     POST /webhooks/events  provider events, generic JSON shape (see webhooks.py)
     POST /webhooks/mailgun Mailgun's webhook
+    POST /events           the shop's own events (API key), for ``event`` triggers
     GET  /health           200 "ok"
 
 A bad, tampered, truncated or foreign token is a 404 and records nothing; every refusal is
@@ -16,6 +17,7 @@ logged (``campaign.listen``) with its reason.
 
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 import os
@@ -43,6 +45,7 @@ from campaigns.engagement.recording import (
     subscriptions,
     unsubscribe,
 )
+from campaigns.engagement.shop_events import parse_events, store_events
 from campaigns.engagement.tokens import Signer
 from campaigns.engagement.webhooks import (
     ProviderEvent,
@@ -95,6 +98,7 @@ class Endpoint:
         environ = os.environ if environ is None else environ
         self.webhook_secret = _secret(environ, settings.webhook_secret_env)
         self.mailgun_key = _secret(environ, settings.mailgun_signing_key_env)
+        self.events_key = _secret(environ, settings.events_api_key_env)
 
     async def _run(self, handler: Callable[[Request], Response], request: Request) -> Response:
         # SQLite has one writer: a request's short transaction runs right here, as a thread
@@ -221,6 +225,22 @@ class Endpoint:
             return _refuse(request, exc.status, exc.message)
         return await run_in_threadpool(self._store, [event], "mailgun")
 
+    async def shop_events(self, request: Request) -> Response:
+        if self.events_key is None:
+            return _refuse(request, 404, "POST /events is off (tracking.events_api_key_env)")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), b"Bearer " + self.events_key):
+            return _refuse(request, 401, "missing or wrong API key (Authorization: Bearer KEY)")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _refuse(request, 413, "body too large")
+        try:
+            events = parse_events(body, _now())
+        except WebhookRefused as exc:
+            return _refuse(request, exc.status, exc.message)
+        stored, repeats = await run_in_threadpool(store_events, self.engine, events)
+        return PlainTextResponse(f"stored {stored}, repeats {repeats}\n", headers=_NO_STORE)
+
     def _store(self, events: list[ProviderEvent], source: str) -> Response:
         stored, repeats, unmatched = record_provider_events(self.engine, events, source)
         if unmatched:
@@ -323,6 +343,7 @@ def make_app(
         Route("/u/{token}", endpoint.unsubscribe, methods=["POST"]),
         Route("/webhooks/events", endpoint.generic_webhook, methods=["POST"]),
         Route("/webhooks/mailgun", endpoint.mailgun_webhook, methods=["POST"]),
+        Route("/events", endpoint.shop_events, methods=["POST"]),
         Route("/health", lambda _request: PlainTextResponse("ok\n"), methods=["GET"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(LimitHeaders)])

@@ -118,7 +118,7 @@ def sign_generic(body: bytes, secret: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def _json(body: bytes) -> Any:
+def read_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -127,7 +127,7 @@ def _json(body: bytes) -> Any:
 
 def parse_generic(body: bytes) -> list[ProviderEvent]:
     """The events of a generic webhook body, all validated; the first bad one is refused (400)."""
-    data = _json(body)
+    data = read_json(body)
     items = data.get("events") if isinstance(data, dict) and "events" in data else [data]
     if not isinstance(items, list) or not items:
         raise WebhookRefused(400, "events must be a non-empty list of objects")
@@ -179,7 +179,7 @@ def sign_mailgun(key: bytes, timestamp: str, token: str) -> str:
 
 def parse_mailgun(body: bytes, key: bytes, tolerance: float, now: float) -> ProviderEvent:
     """Verify and read one Mailgun webhook body (``signature`` and ``event-data``)."""
-    data = _json(body)
+    data = read_json(body)
     signature = data.get("signature") if isinstance(data, dict) else None
     if not isinstance(signature, dict) or not all(
         isinstance(signature.get(k), str) for k in ("timestamp", "token", "signature")

@@ -1,5 +1,5 @@
 """Engagement tracking: events from the endpoint, per-topic suppressions, messages keep their
-reference, topic and tracked links.
+reference, topic and tracked links; the shop's events posted to the endpoint keep their id.
 
 Revision ID: 0003
 Revises: 0002
@@ -60,6 +60,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("customer_id", "topic"),
     )
+    with op.batch_alter_table("customer_event", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("event_id", AutoString(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_customer_event_event_id"), ["event_id"], unique=True)
+
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ref", AutoString(), nullable=True))
         batch_op.add_column(sa.Column("topic", AutoString(), nullable=True))
@@ -73,6 +77,10 @@ def downgrade() -> None:
         batch_op.drop_column("links")
         batch_op.drop_column("topic")
         batch_op.drop_column("ref")
+
+    with op.batch_alter_table("customer_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_customer_event_event_id"))
+        batch_op.drop_column("event_id")
 
     op.drop_table("topic_suppression")
     with op.batch_alter_table("engagement_event", schema=None) as batch_op:
