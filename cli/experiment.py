@@ -331,6 +331,8 @@ def report_command(
         experiment = campaign.experiment.name or name
     analysis = experiment_report(config, experiment, control)
     engagement = campaign_report(config, name) if campaign is not None else None
+    if engagement is not None and not engagement.total.planned:
+        engagement = None  # an experiment whose messages are not in this outbox
     if html_path is not None:
         from campaigns.engagement.html import render_html as campaign_html
         from campaigns.experiments.html import render_html

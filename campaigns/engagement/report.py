@@ -229,7 +229,7 @@ def campaign_report(config: Config, campaign: str) -> CampaignReport:
     if not tracked:
         notes.append(
             "Links are not tracked for this campaign (track_links = true with a [tracking] "
-            "section): clicks and opens come only from imported files."
+            "section turns it on), so it shows no opens or clicks."
         )
     if not frame.empty and not frame["has_html"].any():
         notes.append(
