@@ -12,6 +12,8 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.engagement.links import Tracker, strip_marks
+from campaigns.engagement.tokens import message_ref
 from campaigns.errors import RenderBudgetError, RenderFailuresError, TemplateCheckError
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
@@ -104,6 +106,7 @@ def compose(
     arms: CampaignArms | None = None,
     recommendations: RunRecommendations | None = None,
     budget: RunRenderBudget | None = None,
+    tracker: Tracker | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -117,6 +120,9 @@ def compose(
         ``recommendations`` in config get each customer's products
     :param budget: the run's rendering deadline (looked at every 100 messages) and the share of
         messages that may fail before the run stops (:class:`RunRenderBudget`)
+    :param tracker: with ``[tracking]``: signed unsubscribe URLs and ``List-Unsubscribe``
+        headers for every message, and tracked links and an open pixel for campaigns with
+        ``track_links``
 
     A message whose template fails for its customer (a filter given a missing value, a budget
     exceeded) does not stop the others: its row has status :data:`RENDER_FAILED`, empty parts
@@ -164,22 +170,27 @@ def compose(
         if plan.config.recommendations is not None
         else None,
     }
+    refs = [message_ref(k) for k in keys]
+    track_links = tracker is not None and plan.config.track_links
     subjects: list[str] = []
     texts: list[str] = []
     htmls: list[str | None] = []
     headers: list[str | None] = []
+    links: list[str | None] = []
     errors: list[str | None] = []
     failures: list[tuple[str, str]] = []
-    for done, (record, segment_id, variant) in enumerate(
-        zip(records, selected["segment_id"], variants, strict=True), start=1
+    for done, (record, segment_id, variant, ref) in enumerate(
+        zip(records, selected["segment_id"], variants, refs, strict=True), start=1
     ):
         context = build_context(
             customer=record,
             segment=segments[int(segment_id)],
             campaign=campaign,
             now=at,
-            unsubscribe_url=unsubscribe_url(
-                unsubscribe_base, str(record["customer_id"]), plan.name
+            unsubscribe_url=(
+                tracker.unsubscribe_url(ref)
+                if tracker is not None
+                else unsubscribe_url(unsubscribe_base, str(record["customer_id"]), plan.name)
             ),
             variant=contexts[variant],
             recommendations=shown.get(str(record["customer_id"]), ()),
@@ -191,15 +202,29 @@ def compose(
             texts.append("")
             htmls.append(None)
             headers.append(None)
+            links.append(None)
             errors.append(str(exc))
             failures.append((str(record["customer_id"]), str(exc)))
             if budget is not None:
                 budget.check_failures(plan.name, failures, len(keys))
         else:
             subjects.append(message.subject)
-            texts.append(message.text)
-            htmls.append(message.html)
-            headers.append(json.dumps(message.headers) if message.headers else None)
+            extra = message.headers
+            if tracker is not None and track_links:
+                tracked = tracker.rewrite(ref, message.text, message.html, plan.name, variant)
+                texts.append(tracked.text)
+                htmls.append(tracked.html)
+                links.append(tracker.links_json(tracked.links))
+            else:
+                texts.append(strip_marks(message.text))
+                htmls.append(strip_marks(message.html) if message.html is not None else None)
+                links.append(None)
+            if tracker is None:
+                headers.append(json.dumps(extra) if extra else None)
+            elif extra:
+                headers.append(json.dumps({**tracker.headers(ref), **extra}))
+            else:
+                headers.append(tracker.headers_json(ref))
             errors.append(None)
         if budget is not None and done % 100 == 0:
             budget.check_time(plan.name, done, len(keys))
@@ -231,6 +256,9 @@ def compose(
             "next_attempt_at": later,
             "headers": headers,
             "last_error": errors,
+            "ref": refs,
+            "topic": plan.config.topic,
+            "links": links,
         },
         columns=list(OUTBOX_COLUMNS),
     )
@@ -261,6 +289,9 @@ def compose(
             "next_attempt_at": pd.NaT,
             "headers": None,
             "last_error": None,
+            "ref": [message_ref(k) for k in held_keys],
+            "topic": plan.config.topic,
+            "links": None,
             "status": HELD_OUT,
         }
     )

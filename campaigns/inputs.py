@@ -15,6 +15,7 @@ from campaigns.errors import DataError
 from campaigns.planner import PlanInputs
 from store import outbox
 from store.bulk import read_frame
+from store.events import topic_suppressions
 from store.frames import ShopData
 from store.tables import CampaignWindow, Suppression
 
@@ -42,6 +43,7 @@ def gather_inputs(
         at=at,
         planned_windows=planned_windows(engine),
         suppressed=suppressed(engine) | do_not_contact(config),
+        topic_suppressed=topic_suppressions(engine),
         previous_segments=previous.set_index("customer_id")["segment_id"].astype("int64"),
         events=shop.events,
         history=history,

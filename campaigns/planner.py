@@ -25,7 +25,7 @@ from campaigns.config.rules import (
     SegmentTrigger,
     parse_duration,
 )
-from campaigns.config.schema import CampaignConfig, Config, TargetConfig
+from campaigns.config.schema import TRANSACTIONAL, CampaignConfig, Config, TargetConfig
 from campaigns.errors import ConfigError, UnknownSegment
 from campaigns.keys import idempotency_key
 from campaigns.personalization.targeting import select_targets
@@ -105,6 +105,8 @@ class PlanInputs:
     :param at: the run's time (naive UTC)
     :param planned_windows: (campaign, window) pairs already planned by earlier runs
     :param suppressed: customer ids never to contact
+    :param topic_suppressed: subscription topic (``*``: every topic but transactional) to the
+        customer ids unsubscribed from it
     :param previous_segments: each customer's segment before this run (empty on a first run)
     :param events: the events feed: ``customer_id``, ``event``, ``occurred_at``
     :param history: messages already planned: ``customer_id``, ``campaign``, ``created_at``
@@ -116,6 +118,7 @@ class PlanInputs:
     at: datetime
     planned_windows: Set[tuple[str, str]] = frozenset()
     suppressed: Set[str] = frozenset()
+    topic_suppressed: Mapping[str, Set[str]] = field(default_factory=dict)
     previous_segments: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
     events: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["customer_id", "event", "occurred_at"])
@@ -443,6 +446,15 @@ def _occasions(
     return hit, occasions
 
 
+def _unsubscribed(topic: str, topic_suppressed: Mapping[str, Set[str]]) -> set[str]:
+    """Customers a campaign of ``topic`` leaves out: unsubscribed from it, or from all marketing
+    (``*``), which never stops a transactional campaign."""
+    found = set(topic_suppressed.get(topic, ()))
+    if topic != TRANSACTIONAL:
+        found |= set(topic_suppressed.get("*", ()))
+    return found
+
+
 def _arbitrate(
     plans: list[CampaignPlan], config: Config, inputs: PlanInputs, table: _Table
 ) -> list[CampaignPlan]:
@@ -458,6 +470,9 @@ def _arbitrate(
         # Each step's leavers, in order: a customer is left out for the first reason that applies.
         steps: list[tuple[npt.NDArray[np.bool_], str]] = []
         keep = ~suppressed[rows]
+        unsubscribed = _unsubscribed(plan.config.topic, inputs.topic_suppressed)
+        if unsubscribed:
+            keep &= ~np.isin(table.ids[rows], list(unsubscribed))
         steps.append((~keep, SUPPRESSED))
         for cap in plan.config.caps:
             under = table.cap_counts(cap, inputs.at, plan.name)[rows] < cap.messages

@@ -23,6 +23,7 @@ from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import DrainResult, drain
+from campaigns.engagement.links import Tracker
 from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.inputs import gather_inputs
@@ -238,6 +239,9 @@ def compose_plans(
     limits = config.settings.limits
     budget = RunRenderBudget(limits.run_render_seconds, limits.max_render_failure_share)
     composed = Composed()
+    # Signed unsubscribe links and tracked links need the secret: a missing one stops the run
+    # before anything is rendered.
+    tracker = Tracker.from_config(config) if due else None
     # Fitted lazily, once, and only if a due campaign asks for recommendations.
     recommendations = RunRecommendations(shop, customers["segment_id"], at)
     for plan in due:
@@ -259,6 +263,7 @@ def compose_plans(
             arms=arms,
             recommendations=recommendations,
             budget=budget,
+            tracker=tracker,
         )
     return composed
 

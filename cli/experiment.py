@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 #: What ``campaign track`` imports (:data:`campaigns.experiments.tracking.KINDS`, written out here
 #: so that the command line starts without pandas; a test holds the two equal).
-TRACKED = ("clicks", "conversions", "unsubscribes", "complaints", "exposures")
+TRACKED = ("clicks", "conversions", "unsubscribes", "bounces", "complaints", "exposures")
 
 #: At most this many refused rows are listed; the rest are counted.
 _SHOWN_BAD_ROWS = 20
@@ -273,7 +273,7 @@ def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
 
 
 @click.command("report")
-@click.argument("experiment")
+@click.argument("name", metavar="CAMPAIGN")
 @config_option
 @click.option("--control", metavar="VARIANT", help="Compare with this arm (default: control).")
 @format_option
@@ -285,32 +285,75 @@ def _print_extra(out: Console, analysis: ExperimentAnalysis) -> None:
 )
 @handles_errors
 def report_command(
-    experiment: str,
+    name: str,
     config_path: Path,
     control: str | None,
     output_format: str,
     html_path: Path | None,
 ) -> None:
-    """Report an experiment: rates, lifts with intervals, p-values, SRM check, guardrails,
-    and a decision per arm (ship, stop, continue, inconclusive) with the verdict in words.
+    """Report a campaign: planned, sent, delivered, bounced, opens, clicks, CTR, unsubscribes,
+    complaints, conversions and revenue, by day, segment and variant; for an experiment first
+    its rates, lifts with intervals, p-values, SRM check, guardrails and a decision per arm.
+
+    CAMPAIGN is any campaign in the config, or an experiment imported with campaign track.
 
     Example: campaign report winback --html winback.html
     """
     from campaigns.config import load_config
+    from campaigns.engagement.report import campaign_report
+
+    config = load_config(config_path)
+    campaign = config.campaigns.get(name)
+    if campaign is not None and campaign.experiment is None:
+        if control is not None:
+            raise click.UsageError(f"--control applies to experiments; {name} has none")
+        report = campaign_report(config, name)
+        if html_path is not None:
+            from campaigns.engagement.html import render_html as campaign_html
+
+            html_path.write_text(campaign_html(report), encoding="utf-8")
+        if output_format == "json":
+            print_json(report.to_json())
+            return
+        out = console()
+        from cli.report import print_campaign_report
+
+        print_campaign_report(out, report)
+        if html_path is not None:
+            out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)
+        return
+
     from campaigns.experiments.commands import experiment_report
     from campaigns.experiments.report import to_json
 
-    config = load_config(config_path)
+    experiment = name
+    if campaign is not None and campaign.experiment is not None:
+        experiment = campaign.experiment.name or name
     analysis = experiment_report(config, experiment, control)
+    engagement = campaign_report(config, name) if campaign is not None else None
+    if engagement is not None and not engagement.total.planned:
+        engagement = None  # an experiment whose messages are not in this outbox
     if html_path is not None:
+        from campaigns.engagement.html import render_html as campaign_html
         from campaigns.experiments.html import render_html
 
-        html_path.write_text(render_html(analysis), encoding="utf-8")
+        page = render_html(analysis)
+        if engagement is not None:
+            page = page.replace("</body>", campaign_html(engagement, fragment=True) + "</body>")
+        html_path.write_text(page, encoding="utf-8")
     if output_format == "json":
-        print_json(to_json(analysis))
+        data = to_json(analysis)
+        if engagement is not None:
+            data["campaign"] = engagement.to_json()
+        print_json(data)
         return
     out = console()
     print_report(out, analysis)
+    if engagement is not None:
+        from cli.report import print_campaign_report
+
+        out.print()
+        print_campaign_report(out, engagement)
     if html_path is not None:
         out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)
 
@@ -319,6 +362,7 @@ _NOUNS = {
     "clicks": ("click", "clicks"),
     "conversions": ("conversion", "conversions"),
     "unsubscribes": ("unsubscribe", "unsubscribes"),
+    "bounces": ("bounce", "bounces"),
     "complaints": ("complaint", "complaints"),
     "exposures": ("exposure", "exposures"),
 }
@@ -336,10 +380,17 @@ def print_import(out: Console, result: ImportResult, file: Path) -> None:
         markup=False,
         soft_wrap=True,
     )
-    if result.repeats:
+    if result.repeats and result.kind == "exposures":
         out.print(
             f"{_plural(result.repeats, 'exposures').replace('exposure', 'repeat exposure', 1)} "
             "not stored: a customer's first exposure counts.",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif result.repeats:
+        out.print(
+            f"{_plural(result.repeats, result.kind)} seen before, counted as repeats, "
+            "not stored again.",
             markup=False,
             soft_wrap=True,
         )
@@ -365,11 +416,13 @@ def print_import(out: Console, result: ImportResult, file: Path) -> None:
 @config_option
 @handles_errors
 def track_command(kind: str, file: Path, config_path: Path) -> None:
-    """Import clicks, conversions, unsubscribes, complaints or exposures from a CSV or JSON
-    Lines FILE.
+    """Import clicks, conversions, unsubscribes, bounces, complaints or exposures from a CSV
+    or JSON Lines FILE.
 
     Rows of unknown customers are refused with their line numbers, and so are clicks,
-    unsubscribes and complaints of held-out customers who were sent nothing.
+    unsubscribes, bounces and complaints of held-out customers who were sent nothing.
+    Unsubscribes (optional topic column; none: all marketing), hard bounces (optional bounce
+    column, hard or soft) and complaints suppress their customers at once, as the endpoint does.
 
     Example: campaign track conversions shop-orders.csv
     """

@@ -13,6 +13,7 @@ from cli.delivery import (
     worker_command,
 )
 from cli.experiment import experiment_group, report_command, track_command
+from cli.listen import listen_command, simulate_command
 from cli.model import model_group, recommend_group
 from cli.options import Group
 from cli.plan import forecast_command, plan_command, preview_command
@@ -45,6 +46,8 @@ for command in (
     resume_command,
     retry_command,
     serve_command,
+    listen_command,
+    simulate_command,
     report_command,
     track_command,
     experiment_group,

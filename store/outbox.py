@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine, text
 
 from store.bulk import datetime_strings, read_frame, time_param
+from store.events import TOPIC_SUPPRESSED_SQL
 
 MESSAGE_COLUMNS = (
     "idempotency_key",
@@ -40,6 +41,9 @@ MESSAGE_COLUMNS = (
     "next_attempt_at",
     "headers",
     "last_error",
+    "ref",
+    "topic",
+    "links",
 )
 
 _CHUNK = 20_000
@@ -227,7 +231,9 @@ def withhold_suppressed(
     """Mark the claimed batch's messages to suppressed customers ``suppressed``; return them.
 
     The send-time check: a customer who unsubscribed, bounced or complained after their message
-    was queued (or who is in ``also``, the do-not-contact file) is never sent it. Returns the
+    was queued (or who is in ``also``, the do-not-contact file) is never sent it; nor is one
+    who unsubscribed from the message's topic, or from all marketing (a transactional message
+    still goes). Returns the
     withheld messages' ``id`` and ``campaign``.
     """
     with engine.begin() as connection:
@@ -238,6 +244,15 @@ def withhold_suppressed(
                 "WHERE s.customer_id = message.customer_id) "
                 "WHERE claimed_by = :token AND status = 'sending' "
                 "AND customer_id IN (SELECT customer_id FROM suppression)"
+            ),
+            {"token": claimed_by},
+        )
+        # Unsubscribed from this message's topic, or from all marketing (store/events.py).
+        connection.execute(
+            text(
+                "UPDATE message SET status = 'suppressed', claimed_until = NULL, "
+                "last_error = 'suppressed: unsubscribed from ' || COALESCE(topic, 'marketing') "
+                f"WHERE claimed_by = :token AND status = 'sending' AND {TOPIC_SUPPRESSED_SQL}"
             ),
             {"token": claimed_by},
         )

@@ -169,6 +169,14 @@ class Message(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=DateTime)
     #: When its first delivery attempt failed: retries go on until ``give_up_after`` from here.
     first_failed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    #: The message's reference in tracked URLs and provider events: the digest in its
+    #: Message-ID (a hash of the idempotency key), never the customer id.
+    ref: str | None = Field(default=None, unique=True, index=True)
+    #: The campaign's subscription topic when the message was planned (suppressions are per topic).
+    topic: str | None = None
+    #: The tracked links' targets, in the order of their link numbers (a tracked redirect goes
+    #: only to one of these).
+    links: list[str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class ExportBatch(SQLModel, table=True):
@@ -276,6 +284,51 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = Field(sa_type=DateTime)
 
 
+class TopicSuppression(SQLModel, table=True):
+    """A customer who must not get one subscription topic (``*``: every topic but transactional).
+
+    Written by an unsubscribe (one topic, or all) and a complaint (all marketing); a hard bounce
+    is a :class:`Suppression` instead, since the address itself does not work.
+    """
+
+    __tablename__ = "topic_suppression"
+    customer_id: str = Field(primary_key=True)
+    topic: str = Field(primary_key=True)
+    reason: str
+    created_at: datetime = Field(sa_type=DateTime)
+
+
+class EngagementEvent(SQLModel, table=True):
+    """Something that came back from a message: a click, an open, an unsubscribe, a delivery,
+    a bounce or a complaint (from the endpoint, a provider webhook or an imported file).
+
+    Stored once per ``dedupe_key``; a repeat (a second click, a webhook delivered again) adds
+    one to ``repeats`` instead of a row.
+    """
+
+    __tablename__ = "engagement_event"
+    __table_args__ = (Index("ix_engagement_event_campaign_kind", "campaign", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    kind: str  # click, open, unsubscribe, delivery, bounce, complaint
+    message_id: int | None = Field(default=None, index=True)
+    campaign: str | None = None
+    variant: str | None = None
+    customer_id: str | None = Field(default=None, index=True)
+    segment_id: int | None = None
+    occurred_at: datetime = Field(sa_type=DateTime)
+    #: Where it came from: endpoint, webhook, mailgun, file.
+    source: str = "endpoint"
+    #: The tracked link's number (clicks).
+    link: int | None = None
+    #: An open or click judged to come from a machine (image proxy, link scanner).
+    machine: bool = False
+    #: Times it came again after the first.
+    repeats: int = 0
+    #: Anything else worth keeping: the topic of an unsubscribe, a bounce's reason.
+    detail: str | None = None
+
+
 class CustomerEvent(SQLModel, table=True):
     """An event in the events feed (``cart_abandoned``, ``viewed_product``) that ``event``
     triggers fire on."""
@@ -285,6 +338,9 @@ class CustomerEvent(SQLModel, table=True):
     customer_id: str = Field(index=True)
     event: str = Field(index=True)
     occurred_at: datetime = Field(sa_type=DateTime)
+    #: The shop's own id of an event posted to the endpoint (``POST /events``), unique; None for
+    #: events from the source's feed, which a load replaces (posted events stay).
+    event_id: str | None = Field(default=None, unique=True, index=True)
 
 
 class PersonalizationModel(SQLModel, table=True):

@@ -40,8 +40,20 @@ def or_default(value: Any, fallback: Any = "") -> Any:
     return value
 
 
+#: Wraps a URL that must not become a tracked link (U+2063, INVISIBLE SEPARATOR); the renderer
+#: removes it from every message, tracked or not.
+NOTRACK_MARK = "\u2063"
+
+
+def notrack(value: Any) -> str:
+    """``{{ "https://example.com/terms" | notrack }}``: this URL stays as it is when the
+    campaign's links are tracked (``track_links = true``)."""
+    return f"{NOTRACK_MARK}{value}{NOTRACK_MARK}"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "money": money,
     "date": date_format,
     "or_default": or_default,
+    "notrack": notrack,
 }

@@ -440,6 +440,14 @@ class RecommendationsConfig(_Model):
         return self
 
 
+#: The topic of campaigns that are part of a service (receipts, password resets): a marketing
+#: unsubscribe, even from every topic, never stops them.
+TRANSACTIONAL = "transactional"
+
+#: What a subscription topic name may look like (it appears in URLs and the preference page).
+TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
 class CampaignConfig(_Model):
     """One campaign: who (segments), when (trigger), how (channel, template) and how important."""
 
@@ -465,6 +473,22 @@ class CampaignConfig(_Model):
     recommendations: RecommendationsConfig | None = None
     #: Target only the best customers of the audience by a model's score (see TargetConfig).
     target: TargetConfig | None = None
+    #: The subscription topic (``newsletter``, ``offers``): an unsubscribe from a message of this
+    #: campaign stops this topic; ``transactional`` campaigns are never stopped by one.
+    topic: str = "marketing"
+    #: Rewrite the links of each message to signed tracked links, and add an open pixel (needs
+    #: ``[tracking]``; a link with ``data-no-track`` or the ``notrack`` filter is left alone).
+    track_links: bool = False
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not TOPIC_NAME.match(value):
+            raise ValueError(
+                "must be lowercase letters, digits, '-' or '_' (at most 64), "
+                f"such as 'newsletter', got {value!r}"
+            )
+        return value
 
     @field_validator("where")
     @classmethod
@@ -529,6 +553,48 @@ class Settings(_Model):
     limits: Limits = Limits()
 
 
+class TrackingConfig(_Model):
+    """Tracked links, opens, unsubscribes and provider events (``campaign listen``).
+
+    Secrets never live in this file: ``secret_env`` names an environment variable, or
+    ``secret_file`` a file, holding the signing keys, one per line or separated by spaces; the
+    first signs, every one verifies (rotation: put the new key first and keep the old ones).
+    """
+
+    #: Where ``campaign listen`` is reachable from the outside, such as "https://t.example.com".
+    base_url: str
+    secret_env: str | None = "CAMPAIGN_TRACKING_SECRET"
+    secret_file: Path | None = None
+    #: Add utm_source, utm_medium, utm_campaign (the campaign) and utm_content (the variant) to
+    #: tracked links that do not already have them.
+    utm: bool = False
+    utm_source: str = "campaign"
+    utm_medium: str = "email"
+    #: A click this soon after the message was sent is counted as a machine (a link scanner).
+    machine_click_seconds: float = Field(default=10.0, ge=0)
+    #: Environment variable with the secret that signs the generic event webhook; unset: the
+    #: generic webhook is refused.
+    webhook_secret_env: str | None = "CAMPAIGN_WEBHOOK_SECRET"
+    #: Environment variable with the Mailgun webhook signing key; unset: Mailgun is refused.
+    mailgun_signing_key_env: str | None = None
+    #: Webhook signatures older than this are refused (a replay).
+    webhook_tolerance_seconds: float = Field(default=300.0, gt=0)
+    #: Environment variable with the API key for ``POST /events`` (the shop's own events).
+    events_api_key_env: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with 'http://' or 'https://', got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: object) -> object:
+        return _no_plain_secret(data, ("secret",))
+
+
 class Config(_Model):
     """The whole of ``config.toml``."""
 
@@ -541,10 +607,23 @@ class Config(_Model):
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
     #: Designs of experiments run elsewhere and imported (``campaign experiment import``).
     experiments: dict[str, ImportedExperimentConfig] = Field(default_factory=dict)
+    #: Tracked links, opens, one-click unsubscribe and provider events (``campaign listen``).
+    tracking: TrackingConfig | None = None
     #: The folder of the config file: relative paths are resolved against it (set by the loader).
     root: Path = Path()
     #: The config file itself (set by the loader), so later checks can name its lines.
     file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tracking_configured(self) -> Config:
+        if self.tracking is None:
+            for name, campaign in self.campaigns.items():
+                if campaign.track_links:
+                    raise ValueError(
+                        f"campaigns.{name}.track_links is true but there is no [tracking] "
+                        "section; add one with base_url (where `campaign listen` is reachable)"
+                    )
+        return self
 
     def require_campaign(self, name: str) -> CampaignConfig:
         """The campaign called ``name``, or a :class:`ConfigError` listing the campaigns."""

@@ -151,7 +151,16 @@ class SmtpChannel(Channel):
         parts UTF-8 quoted-printable (7-bit safe, lines under 77 characters), lines end in CRLF.
         """
         key = str(row["idempotency_key"])
-        link = unsubscribe_url(self.unsubscribe_base, str(row["customer_id"]), str(row["campaign"]))
+        extras = _extra_headers(row.get("headers"))
+        # With [tracking] the message carries its signed one-click URL (campaigns.engagement).
+        signed = next((v for k, v in extras.items() if k.lower() == "list-unsubscribe"), None)
+        link = (
+            signed.strip("<>")
+            if signed
+            else unsubscribe_url(
+                self.unsubscribe_base, str(row["customer_id"]), str(row["campaign"])
+            )
+        )
         headers: dict[str, str] = {
             "From": self._from,
             "To": _header_value(str(row["recipient"])),
@@ -165,7 +174,7 @@ class SmtpChannel(Channel):
         }
         if self.settings.reply_to:
             headers["Reply-To"] = _encoded(self.settings.reply_to)
-        for name, value in _extra_headers(row.get("headers")).items():
+        for name, value in extras.items():
             if name.lower() not in _OWN_HEADERS and _HEADER_NAME.match(name):
                 headers.pop(next((h for h in headers if h.lower() == name.lower()), name), None)
                 headers[name] = _encoded(value)

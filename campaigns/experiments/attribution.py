@@ -117,9 +117,14 @@ def _events(source: str) -> str:
     )
 
 
+# Clicks imported from files, and people's clicks through the endpoint (a machine's, such as a
+# link scanner's, are not a person's interest).
 _CLICKS = (
     "SELECT customer_id, converted_at AS at, value FROM conversion "
-    "WHERE kind = 'click' AND converted_at >= :start AND converted_at < :stop"
+    "WHERE kind = 'click' AND converted_at >= :start AND converted_at < :stop UNION ALL "
+    "SELECT customer_id, occurred_at AS at, 0.0 AS value FROM engagement_event "
+    "WHERE kind = 'click' AND NOT machine AND customer_id IS NOT NULL "
+    "AND occurred_at >= :start AND occurred_at < :stop"
 )
 
 # One row per exposure with at least one event in its window. The events drive the join

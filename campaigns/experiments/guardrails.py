@@ -25,7 +25,10 @@ def guardrail_counts(engine: Engine, spec: ExperimentSpec) -> dict[str, dict[str
     if not spec.guardrails:
         return counts
     sql = (
-        "SELECT e.variant, COUNT(DISTINCT e.id) FROM exposure e JOIN conversion ev "
+        "SELECT e.variant, COUNT(DISTINCT e.id) FROM exposure e JOIN ("
+        "SELECT customer_id, kind, converted_at FROM conversion UNION ALL "
+        "SELECT customer_id, kind, occurred_at AS converted_at FROM engagement_event "
+        "WHERE customer_id IS NOT NULL) ev "
         "ON ev.customer_id = e.customer_id WHERE e.experiment = :e AND ev.kind = :k "
         f"AND ev.converted_at >= e.exposed_at AND {window_end(engine)} GROUP BY e.variant"
     )

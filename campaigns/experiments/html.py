@@ -51,7 +51,8 @@ def _rates_plot(analysis: ExperimentAnalysis) -> Plot:
         axes.errorbar(
             [100 * rate],
             [i],
-            xerr=[[100 * (rate - ci.low)], [100 * (ci.high - rate)]],
+            # Clamped: at a rate of 0 or 1 rounding can put the bound a hair past the rate.
+            xerr=[[max(0.0, 100 * (rate - ci.low))], [max(0.0, 100 * (ci.high - rate))]],
             fmt="o",
             capsize=4,
             color="C7" if arm.is_control else "C0",

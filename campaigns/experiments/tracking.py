@@ -21,12 +21,21 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, bindparam, text
 
+from campaigns.config.schema import TOPIC_NAME
+from campaigns.engagement.imports import IMPORTED_KINDS, record_imported
 from campaigns.errors import DataError
 from campaigns.experiments.exposures import existing_arms, record_exposures
 from store.bulk import insert_frame
 
-Kind = Literal["clicks", "conversions", "unsubscribes", "complaints", "exposures"]
-KINDS: tuple[str, ...] = ("clicks", "conversions", "unsubscribes", "complaints", "exposures")
+Kind = Literal["clicks", "conversions", "unsubscribes", "bounces", "complaints", "exposures"]
+KINDS: tuple[str, ...] = (
+    "clicks",
+    "conversions",
+    "unsubscribes",
+    "bounces",
+    "complaints",
+    "exposures",
+)
 
 #: The ``conversion.kind`` each kind of event file is stored as.
 EVENT_KIND = {
@@ -36,20 +45,22 @@ EVENT_KIND = {
     "complaints": "complaint",
 }
 #: Events that need a message to have been seen (refused for held-out customers sent nothing).
-_NEED_A_MESSAGE = ("clicks", "unsubscribes", "complaints")
+_NEED_A_MESSAGE = ("clicks", "unsubscribes", "bounces", "complaints")
 
 _EVENT = ("customer_id", "timestamp")
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "clicks": _EVENT,
     "conversions": _EVENT,
     "unsubscribes": _EVENT,
+    "bounces": _EVENT,
     "complaints": _EVENT,
     "exposures": ("experiment", "variant", "customer_id", "timestamp"),
 }
 _OPTIONAL: dict[str, tuple[str, ...]] = {
     "clicks": ("message_id",),
     "conversions": ("value", "message_id"),
-    "unsubscribes": ("message_id",),
+    "unsubscribes": ("message_id", "topic"),
+    "bounces": ("message_id", "bounce", "reason"),
     "complaints": ("message_id",),
     "exposures": ("message_id",),
 }
@@ -167,6 +178,22 @@ def _validate(kind: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[BadRow]
             raw_value.map(lambda v: f"{v!r} is not a number"),
         )
         rows["value"] = values
+    if "topic" in rows:
+        topic = _text(rows["topic"])
+        refuse(
+            (topic != "") & ~topic.str.fullmatch(TOPIC_NAME.pattern.strip("^$")),
+            "bad_topic",
+            topic.map(lambda v: f"{v!r} is not a topic name"),
+        )
+        rows["topic"] = topic
+    if "bounce" in rows:
+        bounce = _text(rows["bounce"]).str.lower()
+        refuse(
+            ~bounce.isin(["", "hard", "soft"]),
+            "bad_bounce",
+            bounce.map(lambda v: f"{v!r} is not 'hard' or 'soft'"),
+        )
+        rows["bounce"] = bounce
     raw_message = _text(rows["message_id"])
     message = pd.to_numeric(raw_message.replace("", None), errors="coerce")
     refuse(
@@ -317,6 +344,16 @@ def import_events(
             reason, text_ = detail.split("\x1f", 1)
             bad.append(BadRow(int(line), reason, text_))
         rows = rows.loc[~out]
+        if kind in IMPORTED_KINDS:
+            # Engagement events, and the suppressions they make, at once; a row seen before is
+            # a repeat, counted and not stored again.
+            fresh = record_imported(engine, kind, rows)
+            repeats = len(rows) - sum(fresh)
+            rows = rows.loc[fresh] if kind != "bounces" else rows.iloc[0:0]
+            if kind == "bounces":
+                return ImportResult(
+                    kind, path, sum(fresh), repeats, tuple(sorted(bad, key=lambda b: b.line))
+                )
         frame = pd.DataFrame(
             {
                 "customer_id": rows["customer_id"],

@@ -1,0 +1,206 @@
+"""Demo: simulated people answer a campaign's sent messages through the real endpoint.
+
+The endpoint (the same app ``campaign listen`` serves) runs on a free local port for the
+duration; every open, click, unsubscribe and provider event is a real HTTP request to it, so
+the store, the suppressions and ``campaign report`` see exactly what they would in production.
+Who does what is drawn from a seeded generator: customers who bought within the attribution
+window after the message (``campaign experiment simulate`` writes such purchases for the demo
+shop) click far more often than the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from campaigns.config.rules import parse_duration
+from campaigns.config.schema import Config
+from campaigns.engagement.report import DEFAULT_WINDOW
+from campaigns.engagement.server import endpoint_for, running
+from campaigns.engagement.webhooks import sign_generic
+from campaigns.errors import ConfigError, DataError
+from store.bulk import read_frame, time_param
+
+#: Chances per delivered message (a person who bought clicks with ``CLICK_IF_BOUGHT``).
+OPEN, MACHINE_OPEN, CLICK, CLICK_IF_BOUGHT = 0.30, 0.15, 0.04, 0.55
+UNSUBSCRIBE, COMPLAINT, HARD_BOUNCE = 0.015, 0.003, 0.01
+PERSON = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
+PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+_LINK = re.compile(r"https?://[^\s\"'<>]+/c/\d+/[A-Za-z0-9_-]{43}")
+_PIXEL = re.compile(r"https?://[^\s\"'<>]+/o/[A-Za-z0-9_-]{43}\.gif")
+
+
+@dataclass
+class Simulated:
+    """What the simulated people did, by request kind, and any request that failed."""
+
+    messages: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, kind: str) -> None:
+        self.requests[kind] = self.requests.get(kind, 0) + 1
+
+    def summary(self) -> str:
+        """The requests made, in a fixed order: ``52 opens, 9 machine opens, ...``."""
+        order = ("opens", "machine opens", "clicks", "unsubscribes", "webhook posts")
+        done = [f"{self.requests[k]:,} {k}" for k in order if self.requests.get(k)]
+        return ", ".join(done) or "no requests"
+
+
+def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulated:
+    """Drive simulated people through the endpoint for ``campaign``'s sent messages."""
+    settings = config.require_campaign(campaign)
+    if config.tracking is None:
+        raise ConfigError(
+            "simulating engagement needs a [tracking] section (and its secret); see "
+            "docs/engagement.md"
+        )
+    tracking = config.tracking
+    window = parse_duration(
+        settings.experiment.attribution_window if settings.experiment else DEFAULT_WINDOW
+    )
+    app, engine = endpoint_for(config)
+    try:
+        messages = read_frame(
+            engine,
+            "SELECT id, ref, customer_id, created_at, body_text, body_html, headers "
+            "FROM message WHERE campaign = :c AND status = 'sent' ORDER BY id",
+            params={"c": campaign},
+            datetime_columns=["created_at"],
+        )
+        if messages.empty:
+            raise DataError(f"no sent messages of {campaign!r}: run `campaign run` first")
+        bought = _buyers(engine, messages, window)
+        import os
+
+        webhook = os.environ.get(tracking.webhook_secret_env or "", "").encode()
+        result = Simulated(messages=len(messages))
+        if not webhook:
+            result.notes.append(
+                f"No bounces, complaints or deliveries: set {tracking.webhook_secret_env} "
+                "to post them to the provider webhook."
+            )
+        rng = np.random.default_rng(seed)
+        with running(app) as server:
+            local = server.url
+            provider: list[dict[str, object]] = []
+            for row in messages.itertuples(index=False):
+                _one(row, bool(row.id in bought), rng, local, tracking.base_url, result, provider)
+            if webhook and provider:
+                for start in range(0, len(provider), 500):
+                    body = json.dumps({"events": provider[start : start + 500]}).encode()
+                    signature = sign_generic(body, webhook, int(time.time()))
+                    _request(
+                        f"{local}/webhooks/events",
+                        result,
+                        "webhook posts",
+                        data=body,
+                        headers={"X-Campaign-Signature": signature},
+                    )
+    finally:
+        engine.dispose()
+    return result
+
+
+def _buyers(engine: object, messages: pd.DataFrame, window: timedelta) -> set[int]:
+    orders = read_frame(
+        engine,  # type: ignore[arg-type]
+        "SELECT DISTINCT customer_id, invoiced_at FROM transaction_line "
+        "WHERE invoiced_at >= :start AND invoiced_at < :stop",
+        params={
+            "start": time_param(messages["created_at"].min().to_pydatetime()),
+            "stop": time_param((messages["created_at"].max() + window).to_pydatetime()),
+        },
+        datetime_columns=["invoiced_at"],
+    )
+    joined = orders.merge(messages[["id", "customer_id", "created_at"]], on="customer_id")
+    inside = (joined["invoiced_at"] >= joined["created_at"]) & (
+        joined["invoiced_at"] < joined["created_at"] + window
+    )
+    return {int(i) for i in joined.loc[inside, "id"]}
+
+
+def _one(
+    row: object,
+    bought: bool,
+    rng: np.random.Generator,
+    local: str,
+    base: str,
+    result: Simulated,
+    provider: list[dict[str, object]],
+) -> None:
+    ref = str(row.ref)  # type: ignore[attr-defined]
+    text = str(row.body_text or "")  # type: ignore[attr-defined]
+    html = str(row.body_html or "")  # type: ignore[attr-defined]
+    headers = row.headers  # type: ignore[attr-defined]
+    headers = json.loads(headers) if isinstance(headers, str) else dict(headers or {})
+    event_id = f"sim-{ref}"
+    if rng.random() < HARD_BOUNCE:
+        provider.append({"id": f"{event_id}-b", "type": "bounce", "message": ref, "bounce": "hard"})
+        return
+    provider.append({"id": f"{event_id}-d", "type": "delivery", "message": ref})
+
+    def here(url: str) -> str:
+        return local + url[len(base) :] if url.startswith(base) else url
+
+    pixel = _PIXEL.search(html)
+    links = _LINK.findall(text) or _LINK.findall(html)
+    clicks = links and rng.random() < (CLICK_IF_BOUGHT if bought else CLICK)
+    if pixel and rng.random() < MACHINE_OPEN:
+        _request(here(pixel.group(0)), result, "machine opens", agent=PROXY)
+    if pixel and (clicks or rng.random() < OPEN):
+        _request(here(pixel.group(0)), result, "opens", agent=PERSON)
+    if clicks:
+        link = links[int(rng.integers(0, len(links)))]
+        _request(here(link), result, "clicks", agent=PERSON)
+    unsubscribe = str(headers.get("List-Unsubscribe", "")).strip("<>")
+    if unsubscribe and rng.random() < UNSUBSCRIBE:
+        _request(
+            here(unsubscribe),
+            result,
+            "unsubscribes",
+            data=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    if rng.random() < COMPLAINT:
+        provider.append({"id": f"{event_id}-c", "type": "complaint", "message": ref})
+
+
+def _request(
+    url: str,
+    result: Simulated,
+    kind: str,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    agent: str = PERSON,
+) -> None:
+    request = urllib.request.Request(
+        url, data=data, headers={"User-Agent": agent, **(headers or {})}
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 302:
+            result.failures.append(f"{kind}: {exc.code} {exc.read()[:100]!r}")
+            return
+    except OSError as exc:
+        result.failures.append(f"{kind}: {exc}")
+        return
+    result.count(kind)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
