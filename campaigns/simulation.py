@@ -36,7 +36,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from campaigns.conditions import Binary, Call, InList, IsNull, Name, Node, Unary
 from campaigns.config.rules import (
     Cap,
     EventTrigger,
@@ -62,6 +61,7 @@ from campaigns.planner import (
     plan_campaigns,
 )
 from campaigns.run import Prepared
+from campaigns.time_dependence import reads_the_time
 from campaigns.triggers import Window, last_fire
 
 _REASONS = len(LEFT_OUT_REASONS)
@@ -87,32 +87,6 @@ class _Union(Set[str]):
 
     def __bool__(self) -> bool:
         return bool(self.first) or bool(self.second)
-
-
-def reads_the_time(campaign: CampaignConfig) -> bool:
-    """Whether the campaign's condition or target changes with the simulated time alone."""
-    condition = campaign.condition()
-    if condition is not None:
-        for node in _walk(condition.tree):
-            if isinstance(node, Name) and node.name == "recency":
-                return True
-            if isinstance(node, Call) and node.function == "days_since":
-                return True
-    target = campaign.target
-    return target is not None and "recency" in (target.by, target.value)
-
-
-def _walk(node: Node) -> Iterator[Node]:
-    yield node
-    children: tuple[Node, ...] = ()
-    if isinstance(node, Binary):
-        children = (node.left, node.right)
-    elif isinstance(node, Unary | InList | IsNull):
-        children = (node.operand,)
-    elif isinstance(node, Call):
-        children = node.args
-    for child in children:
-        yield from _walk(child)
 
 
 @dataclass

@@ -118,6 +118,10 @@ class CampaignRun(SQLModel, table=True):
     pid: int | None = None
     #: Pushed forward while the run works; a ``running`` run past it on another host has died.
     alive_until: datetime | None = Field(default=None, sa_type=DateTime)
+    #: What the run planned from (the data's marks: load, last transaction and event, models) and
+    #: until when no per-customer trigger can fire on that data; lets the next run find that it
+    #: has nothing to do without reading the data (``campaigns/idle.py``). None: not recorded.
+    watermark: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class CampaignWindow(SQLModel, table=True):
