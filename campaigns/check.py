@@ -15,7 +15,7 @@ from campaigns.config.schema import Config
 from campaigns.errors import ConfigError, TemplateCheckError
 from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
-from campaigns.forecast import simulate
+from campaigns.forecast import planned_ahead, simulate
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
@@ -81,7 +81,9 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             customer = sample_customer(ready.customers)
             columns = list(ready.customers.columns)
             inputs = gather_inputs(engine, config, ready.customers, ready.shop, now)
-            warnings = simulate(config, ready, inputs, now, forecast_days).warnings()
+            warnings = simulate(
+                config, ready, inputs, now, forecast_days, planned_ahead(engine)
+            ).warnings()
             audiences = {
                 plan.name: len(plan.audience)
                 for plan in plan_campaigns(config, inputs, ready.model.names)

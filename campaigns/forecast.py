@@ -10,13 +10,14 @@ nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import combinations
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Engine
 
 from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.config.schema import Config
@@ -36,6 +37,7 @@ from campaigns.planner import (
 )
 from campaigns.run import Prepared, prepare
 from campaigns.triggers import fire_times
+from store import outbox
 from store.engine import opened_store
 
 
@@ -129,22 +131,34 @@ def forecast(config: Config, start: datetime, days: int = 14) -> Forecast:
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, start, persist=False)
         base = gather_inputs(engine, config, ready.customers, ready.shop, start)
-        return simulate(config, ready, base, start, days)
+        return simulate(config, ready, base, start, days, planned_ahead(engine))
+
+
+def planned_ahead(engine: Engine) -> Callable[[str, str], bool]:
+    """Whether the store's outbox holds messages of a campaign from a schedule window on."""
+    return lambda campaign, first: outbox.holds_windows_from(engine, campaign, first)
 
 
 def simulate(
-    config: Config, ready: Prepared, base: PlanInputs, start: datetime, days: int
+    config: Config,
+    ready: Prepared,
+    base: PlanInputs,
+    start: datetime,
+    days: int,
+    ahead: Callable[[str, str], bool] | None = None,
 ) -> Forecast:
     """The forecast over a prepared workspace and its planning inputs at ``start``.
 
     It plans only what changes from one simulated run to the next (see
     :mod:`campaigns.simulation`); :func:`simulate_plainly` plans every run in full and gives the
-    same forecast, slower.
+    same forecast, slower. ``ahead`` (:func:`planned_ahead`) tells in one query whether real
+    runs have already planned windows of the horizon; without it the simulation asks
+    ``base.already_sent`` about every window.
     """
     # Imported here: the simulation builds a Forecast from this module.
     from campaigns.simulation import simulate_incrementally
 
-    return simulate_incrementally(config, ready, base, start, days)
+    return simulate_incrementally(config, ready, base, start, days, ahead)
 
 
 def simulate_plainly(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator, Set
+from collections.abc import Callable, Collection, Iterator, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import combinations
@@ -195,6 +195,7 @@ class _Simulation:
         start: datetime,
         times: list[datetime],
         fires: dict[str, list[datetime]],
+        ahead: Callable[[str, str], bool] | None,
     ) -> None:
         self.config, self.ready, self.base, self.start, self.times = (
             config,
@@ -203,7 +204,7 @@ class _Simulation:
             start,
             times,
         )
-        self.fires = fires
+        self.fires, self.ahead = fires, ahead
         self.stamps: npt.NDArray[np.datetime64] = np.array(times, dtype="datetime64[ns]")
         # The same float the plain simulation adds to recency at each run.
         self.offsets = np.array([(t - start) / timedelta(days=1) for t in times])
@@ -228,7 +229,9 @@ class _Simulation:
         #: The simulation's messages: customer positions, campaigns, times (one entry per take).
         self.simulated: list[tuple[Positions, str, npt.NDArray[np.datetime64]]] = []
         self.simulated_frames: list[pd.DataFrame] = []
-        self.store_sent: dict[tuple[str, frozenset[str]], Set[str]] = {}
+        #: Per campaign: the occasions already asked of the store, and the keys it holds.
+        self.asked: dict[str, set[str]] = defaultdict(set)
+        self.store_sent: dict[str, set[str]] = defaultdict(set)
         self.sent_to: dict[str, npt.NDArray[np.int64]] = {}
         self.per_day: dict[str, Counter[str]] = {}
         self.ever: Counter[str] = Counter()
@@ -275,7 +278,14 @@ class _Simulation:
         stored = set()
         for name, at_runs in self.keys_at.items():
             keys = sorted({k for k in at_runs if k is not None})
-            if keys and self.base.already_sent(name, keys):
+            if not keys:
+                continue
+            held = (
+                self.ahead(name, keys[0])
+                if self.ahead is not None
+                else bool(self.base.already_sent(name, keys))
+            )
+            if held:
                 stored.add(name)
         self.stored = stored
         everyone = any(
@@ -373,10 +383,11 @@ class _Simulation:
             # The store holds no key for any window of the horizon, and the simulation none for
             # a window that is due: a window is due once, and the planner asks only then.
             return frozenset()
-        asked = (campaign, frozenset(occasions))
-        if asked not in self.store_sent:
-            self.store_sent[asked] = self.base.already_sent(campaign, occasions)
-        return _Union(self.store_sent[asked], self.simulated_keys)
+        new = set(occasions) - self.asked[campaign]
+        if new:
+            self.store_sent[campaign].update(self.base.already_sent(campaign, sorted(new)))
+            self.asked[campaign].update(new)
+        return _Union(self.store_sent[campaign], self.simulated_keys)
 
     def run(self) -> None:
         ends = [*self.starts[1:], len(self.times)]
@@ -546,10 +557,7 @@ class _Simulation:
         schedule = [c.name for c in self.campaigns if c.schedule]
         for c in self.campaigns:
             positions, first, end, audience, reason = c.spans.joined()
-            size = np.zeros(runs + 1, np.int64)
-            np.add.at(size, first[audience], 1)
-            np.add.at(size, end[audience], -1)
-            size = np.cumsum(size)[:runs]
+            size = _count_over(first[audience], end[audience], runs)
             if c.schedule:
                 column = schedule.index(c.name)
                 status = np.array([s[column] for s in self.statuses], dtype=object)
@@ -567,20 +575,21 @@ class _Simulation:
                     reasons[c.name][LEFT_OUT_REASONS[code]] += int(total)
             due = status == DUE
             capped = np.isin(reason, _CAPPED)
-            held = np.zeros(runs + 1, np.int64)
-            np.add.at(held, first[capped], 1)
-            np.add.at(held, end[capped], -1)
-            held_back = int((np.cumsum(held)[:runs] * due).sum())
+            held_back = int((_count_over(first[capped], end[capped], runs) * due).sum())
             if held_back:
                 result.cap_collisions[c.name] += held_back
+            # Who was in the audience at a run of each day where the campaign was due.
             due_before = np.r_[0, np.cumsum(due)]
+            members, joined, left = positions[audience], first[audience], end[audience]
             for (low, high), day in zip(day_bounds, dict.fromkeys(self.days), strict=True):
-                lo = np.maximum(first[audience], low)
-                hi = np.minimum(end[audience], high)
-                hit = (hi > lo) & (due_before[np.maximum(hi, lo)] - due_before[lo] > 0)
-                if due_before[high] - due_before[low] > 0:
-                    mask = wanted[day].setdefault(c.name, np.zeros(self.n, bool))
-                    mask[positions[audience][hit]] = True
+                if due_before[high] == due_before[low]:
+                    continue
+                overlap = (joined < high) & (left > low)
+                lo = np.maximum(joined[overlap], low)
+                hi = np.minimum(left[overlap], high)
+                hit = due_before[hi] > due_before[lo]
+                mask = wanted[day].setdefault(c.name, np.zeros(self.n, bool))
+                mask[members[overlap][hit]] = True
         for day, counts in self.sent_to.items():
             if counts.any():
                 values, how_many = np.unique(counts[counts > 0], return_counts=True)
@@ -598,12 +607,26 @@ class _Simulation:
         return result
 
 
+def _count_over(
+    first: npt.NDArray[np.int64], end: npt.NDArray[np.int64], runs: int
+) -> npt.NDArray[np.int64]:
+    """How many spans ``[first, end)`` cover each run."""
+    starts = np.bincount(first, minlength=runs + 1)
+    stops = np.bincount(end, minlength=runs + 1)
+    return np.cumsum(starts - stops)[:runs].astype(np.int64)
+
+
 #: The window a wave gives a due schedule campaign: never a real one, so no key matches it.
 _UNUSED = Window(datetime(1, 1, 1))
 
 
 def simulate_incrementally(
-    config: Config, ready: Prepared, base: PlanInputs, start: datetime, days: int
+    config: Config,
+    ready: Prepared,
+    base: PlanInputs,
+    start: datetime,
+    days: int,
+    ahead: Callable[[str, str], bool] | None = None,
 ) -> Forecast:
     """The forecast of :func:`campaigns.forecast.simulate_plainly`, planning each customer only
     at the runs where its inputs change (see the module docstring)."""
@@ -612,6 +635,6 @@ def simulate_incrementally(
     times = run_times(config, start, days, fires)
     if not times:
         return result
-    simulation = _Simulation(config, ready, base, start, times, fires)
+    simulation = _Simulation(config, ready, base, start, times, fires, ahead)
     simulation.run()
     return simulation.forecast(result)
