@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from campaigns.config import load_config
 from campaigns.config.rules import ScheduleTrigger
 from campaigns.data import replace_with_demo
-from campaigns.forecast import simulate, simulate_plainly
+from campaigns.forecast import planned_ahead, simulate, simulate_plainly
 from campaigns.inputs import gather_inputs
 from campaigns.planner import PlanInputs, plan_campaigns
 from campaigns.run import prepare, run_campaigns
@@ -92,11 +92,12 @@ def both(path: Path, start: datetime, days: int) -> tuple[dict[str, object], dic
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, start, persist=False)
         base = gather_inputs(engine, config, ready.customers, ready.shop, start)
-    fast = simulate(config, ready, base, start, days).to_json()
-    plain = simulate_plainly(config, ready, base, start, days).to_json()
+        fast = simulate(config, ready, base, start, days, planned_ahead(engine)).to_json()
+        plain = simulate_plainly(config, ready, base, start, days).to_json()
     return fast, plain
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "days"),
     [
@@ -114,6 +115,16 @@ def test_the_incremental_forecast_is_the_plain_one(tmp_path: Path, extra: str, d
     assert fast["simulated_runs"] > 24 * days
     assert any(day["messages"].get("often") for day in fast["per_day"])  # type: ignore[union-attr]
     assert "often" in fast["held_back_by_caps"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_windows_a_real_run_planned_ahead(tmp_path: Path) -> None:
+    """A real run at a later time already planned windows of the horizon (and sent their keys):
+    the forecast from before it still matches the plain one."""
+    path = workspace(tmp_path, OFTEN.format(cron="*/15 * * * *"))
+    run_campaigns(load_config(path), at=AT + timedelta(hours=7, minutes=30))
+    fast, plain = both(path, AT + timedelta(minutes=1), 1)
+    assert fast == plain
 
 
 def test_rows_at_their_own_times_plan_as_separate_runs(tmp_path: Path) -> None:
