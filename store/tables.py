@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -145,7 +145,18 @@ class Message(SQLModel, table=True):
     """
 
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_channel_status", "channel", "status"),)
+    __table_args__ = (
+        Index("ix_message_channel_status", "channel", "status"),
+        # Every step after a claim (read back, withhold, record, extend, finish) selects the
+        # batch by ``claimed_by``: without it each is a scan of the whole outbox. Partial: the
+        # rows a run writes (unclaimed) cost nothing to index.
+        Index(
+            "ix_message_claimed_by",
+            "claimed_by",
+            sqlite_where=text("claimed_by IS NOT NULL"),
+            postgresql_where=text("claimed_by IS NOT NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True)
     run_id: int = Field(index=True)
