@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
             load_data(engine, config, at, stages)
     else:
         result = run_campaigns(config, at=at, progress=stages)
-        print(f"DONE queued {result.new_messages} sent {result.sent}", flush=True)
+        print(f"DONE queued {result.new_messages} sent {result.totals.sent}", flush=True)
     print("STAGE exit", flush=True)
     return 0
 
