@@ -23,9 +23,10 @@ campaign (inactive, event) gives a ``quiet_until`` only when it takes every segm
 its condition and target read only stored traits, ``frequency`` and ``monetary``. Then its
 audience changes only when a customer's recency reaches an inactive trigger's days, an event
 dated after the run comes due, a transaction dated after the run comes into the history, or a
-cap that held someone back expires (bounded below by that customer's oldest message in the cap's
-period plus the shortest cap period). A customer left out for lower priority may be taken next
-run: nothing is quiet then. Segment triggers never are (segments move with time).
+cap that held someone back lets go (no sooner than one of their messages inside a cap's period
+leaves it), or a customer left out for lower priority becomes free (this run gave them a message,
+which holds them while it is inside a one-message global cap; without such a cap, at once).
+Segment triggers never give a ``quiet_until`` (segments move with time).
 """
 
 from __future__ import annotations
