@@ -9,6 +9,12 @@ all (one UPDATE and read-back); write them as CSV and as Parquet with the file c
 and checksum included); mark them sent. Then SMTP throughput through the real channel against a
 local aiosmtpd server (a separate process that accepts and discards) with 1 and 4 connections.
 The machine's load average is printed, as other work on it skews the figures.
+
+``--drain N`` times instead what a run's delivery does with N file-channel messages: ``drain``
+(claim in batches of 100,000, the send-time suppression check, staged CSV files, record, rename,
+mark sent), on the store's schema and again with the ``claimed_by`` index dropped (every step
+after a claim then scans the outbox), against the plain baseline of writing the same rows to one
+CSV file with pandas.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from campaigns.config import load_config
 from campaigns.config.schema import SmtpChannel as SmtpSettings
 from campaigns.delivery import FileChannel, SmtpChannel
 from campaigns.delivery.base import Fate
+from campaigns.delivery.drain import drain
 from store import outbox
 from store.engine import connect, opened_store
 from store.migrate import drop_everything
@@ -107,6 +115,45 @@ def bench_store(
         assert outbox.counts_by_status(engine) == {"sent": count}
 
 
+def bench_drain(count: int) -> None:
+    """Time ``drain`` of ``count`` file-channel messages, with and without the claim index."""
+    frame = planned(count)
+    timings: dict[str, float] = {}
+    for variant in ("indexed", "no claimed_by index"):
+        with tempfile.TemporaryDirectory(prefix="campaign-drain-bench-") as folder:
+            path = Path(folder) / "config.toml"
+            path.write_text(
+                f'[source]\ntype = "demo"\n[store]\nurl = "sqlite:///{folder}/bench.db"\n'
+                f'[channels.export]\ntype = "file"\ndirectory = "{folder}/out"\n'
+                'format = "csv"\nbatch_size = 100000\n'
+            )
+            config = load_config(path)
+            with opened_store(config.store.url, config.root) as engine:
+                outbox.enqueue(engine, frame)
+                if variant != "indexed":
+                    with engine.begin() as connection:
+                        connection.execute(text("DROP INDEX ix_message_claimed_by"))
+                started = time.perf_counter()
+                drain(engine, config, AT)
+                timings[variant] = time.perf_counter() - started
+                assert outbox.counts_by_status(engine) == {"sent": count}
+    with tempfile.TemporaryDirectory(prefix="campaign-drain-bench-") as folder:
+        started = time.perf_counter()
+        frame.to_csv(Path(folder) / "plain.csv", index=False)
+        plain = time.perf_counter() - started
+    out = Console(width=100)
+    table = Table(
+        title=f"Drain of {count:,} file-channel messages, SQLite ({os.cpu_count()} cores)"
+    )
+    for column in ("step", "seconds", "rate", "x plain CSV write"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step, seconds in [*timings.items(), ("plain: pandas to_csv of the same rows", plain)]:
+        table.add_row(step, f"{seconds:.2f}", f"{count / seconds:,.0f}/s", f"{seconds / plain:.1f}")
+    out.print(table)
+    load = os.getloadavg()
+    out.print(f"Load average (1, 5, 15 min) after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
 def reset(url: str) -> None:
     engine: Engine = connect(url)
     drop_everything(engine)
@@ -172,7 +219,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--postgres", help="a PostgreSQL database the benchmark may empty")
     parser.add_argument("--smtp-messages", type=int, default=5_000)
+    parser.add_argument("--drain", type=int, metavar="N", help="time drain of N file messages")
     args = parser.parse_args(argv)
+    if args.drain:
+        bench_drain(args.drain)
+        return
     load_before = os.getloadavg()
     rows: list[tuple[str, str, float, str]] = []
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from campaigns.engagement.tokens import load_keys
 from campaigns.errors import ConfigError, TemplateCheckError
 from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
-from campaigns.forecast import simulate
+from campaigns.forecast import planned_ahead, simulate
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
@@ -135,7 +135,9 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
             columns = list(ready.customers.columns)
             types = column_types(ready.customers)
             inputs = gather_inputs(engine, config, ready.customers, ready.shop, now)
-            warnings = simulate(config, ready, inputs, now, forecast_days).warnings()
+            warnings = simulate(
+                config, ready, inputs, now, forecast_days, planned_ahead(engine)
+            ).warnings()
             plans = plan_campaigns(config, inputs, ready.model.names)
             audiences = {plan.name: len(plan.audience) for plan in plans}
             samples = {plan.name: _sample_ids(plan.audience, ready.customers) for plan in plans}

@@ -10,13 +10,14 @@ nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import combinations
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Engine
 
 from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.config.schema import Config
@@ -35,7 +36,8 @@ from campaigns.planner import (
     plan_campaigns,
 )
 from campaigns.run import Prepared, prepare
-from campaigns.triggers import next_fire
+from campaigns.triggers import fire_times
+from store import outbox
 from store.engine import opened_store
 
 
@@ -97,19 +99,30 @@ class Forecast:
         return found
 
 
-def run_times(config: Config, start: datetime, days: int) -> list[datetime]:
-    """When the simulated runs happen: every scheduled fire time, plus noon UTC each day."""
+def schedule_fires(config: Config, start: datetime, days: int) -> dict[str, list[datetime]]:
+    """Every fire time of each schedule (and once) campaign in the horizon, disabled ones too."""
+    end = start + timedelta(days=days)
+    return {
+        name: fire_times(campaign.trigger, start, end)
+        for name, campaign in config.campaigns.items()
+        if isinstance(campaign.trigger, ScheduleTrigger | OnceTrigger)
+    }
+
+
+def run_times(
+    config: Config, start: datetime, days: int, fires: dict[str, list[datetime]] | None = None
+) -> list[datetime]:
+    """When the simulated runs happen: every scheduled fire time, plus noon UTC each day.
+
+    ``fires``: :func:`schedule_fires` of the same horizon, when the caller has them.
+    """
     end = start + timedelta(days=days)
     noon = start.replace(hour=12, minute=0, second=0, microsecond=0)
     times = {noon + timedelta(days=d) for d in range(days + 1)}
-    for campaign in config.campaigns.values():
-        trigger = campaign.trigger
-        if not campaign.enabled or not isinstance(trigger, ScheduleTrigger | OnceTrigger):
-            continue
-        fire = next_fire(trigger, start - timedelta(seconds=1))
-        while fire is not None and fire < end:
-            times.add(fire)
-            fire = next_fire(trigger, fire)
+    fires = schedule_fires(config, start, days) if fires is None else fires
+    for name, campaign in config.campaigns.items():
+        if campaign.enabled and name in fires:
+            times.update(fires[name])
     return sorted(t for t in times if start <= t < end)
 
 
@@ -118,20 +131,47 @@ def forecast(config: Config, start: datetime, days: int = 14) -> Forecast:
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, start, persist=False)
         base = gather_inputs(engine, config, ready.customers, ready.shop, start)
-        return simulate(config, ready, base, start, days)
+        return simulate(config, ready, base, start, days, planned_ahead(engine))
+
+
+def planned_ahead(engine: Engine) -> Callable[[str, str], bool]:
+    """Whether the store's outbox holds messages of a campaign from a schedule window on."""
+    return lambda campaign, first: outbox.holds_windows_from(engine, campaign, first)
 
 
 def simulate(
+    config: Config,
+    ready: Prepared,
+    base: PlanInputs,
+    start: datetime,
+    days: int,
+    ahead: Callable[[str, str], bool] | None = None,
+) -> Forecast:
+    """The forecast over a prepared workspace and its planning inputs at ``start``.
+
+    It plans only what changes from one simulated run to the next (see
+    :mod:`campaigns.simulation`); :func:`simulate_plainly` plans every run in full and gives the
+    same forecast, slower. ``ahead`` (:func:`planned_ahead`) tells in one query whether real
+    runs have already planned windows of the horizon; without it the simulation asks
+    ``base.already_sent`` about every window.
+    """
+    # Imported here: the simulation builds a Forecast from this module.
+    from campaigns.simulation import simulate_incrementally
+
+    return simulate_incrementally(config, ready, base, start, days, ahead)
+
+
+def simulate_plainly(
     config: Config, ready: Prepared, base: PlanInputs, start: datetime, days: int
 ) -> Forecast:
-    """The forecast over a prepared workspace and its planning inputs at ``start``."""
+    """The forecast planned in full at every simulated run: the reference for :func:`simulate`."""
     result = Forecast(start=start, days=days)
     history = base.history.copy()
     windows = set(base.planned_windows)
     simulated_keys: set[str] = set()
 
     def already_sent(campaign: str, occasions: Collection[str]) -> set[str]:
-        return base.already_sent(campaign, occasions) | simulated_keys
+        return set(base.already_sent(campaign, occasions)) | simulated_keys
 
     wanted: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     sent_to: dict[str, Counter[str]] = defaultdict(Counter)

@@ -29,7 +29,7 @@ from campaigns.config.schema import TRANSACTIONAL, CampaignConfig, Config, Targe
 from campaigns.errors import ConfigError, UnknownSegment
 from campaigns.keys import idempotency_key
 from campaigns.personalization.targeting import select_targets
-from campaigns.triggers import last_fire
+from campaigns.triggers import Window, last_fire
 
 # Why a campaign does nothing in a run.
 DUE = "due"
@@ -112,6 +112,13 @@ class PlanInputs:
     :param history: messages already planned: ``customer_id``, ``campaign``, ``created_at``
     :param already_sent: given a campaign and trigger windows, the idempotency keys the outbox
         already holds for them (per-customer triggers fire once per occasion)
+    :param schedule_windows: each schedule (and once) campaign's window at ``at``, when the caller
+        has computed them already (a forecast knows every fire time of its horizon); None: the
+        planner computes them
+    :param times: each customer's own run time (naive UTC, one per row of ``customers``), for a
+        forecast that plans customers of several simulated runs in one call: caps, event windows
+        and inactive spells are then measured from each row's time. Schedule statuses, conditions
+        and segment occasions still use ``at``. None: every row at ``at``
     """
 
     customers: pd.DataFrame
@@ -126,7 +133,9 @@ class PlanInputs:
     history: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["customer_id", "campaign", "created_at"])
     )
-    already_sent: Callable[[str, Collection[str]], set[str]] = lambda _campaign, _windows: set()
+    already_sent: Callable[[str, Collection[str]], Set[str]] = lambda _campaign, _windows: set()
+    schedule_windows: Mapping[str, Window | None] | None = None
+    times: npt.NDArray[np.datetime64] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,8 @@ class _Table:
     history_rows: npt.NDArray[np.int64]
     history_times: npt.NDArray[np.datetime64]
     history_campaigns: npt.NDArray[np.object_]
+    #: Each row's run time, when rows belong to different simulated runs (else None: ``at``).
+    times: npt.NDArray[np.datetime64] | None = None
 
     @classmethod
     def build(cls, inputs: PlanInputs) -> _Table:
@@ -212,15 +223,27 @@ class _Table:
             ).astype(np.int64),
             history_times=pd.to_datetime(history["created_at"]).to_numpy(dtype="datetime64[ns]"),
             history_campaigns=history["campaign"].astype(str).to_numpy(dtype=object),
+            times=None if inputs.times is None else inputs.times.astype("datetime64[ns]"),
         )
+
+    def row_times(self, at: datetime, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.datetime64]:
+        """The run time of the customers at ``rows`` (``at`` for all, or each row's own)."""
+        if self.times is None:
+            return np.full(len(rows), np.datetime64(pd.Timestamp(at).as_unit("ns")))
+        return self.times[rows]
 
     def cap_counts(self, cap: Cap, at: datetime, campaign: str | None) -> npt.NDArray[np.int64]:
         """Messages per customer (by position) inside the cap's period; only ``campaign``'s
         when given."""
-        end = np.datetime64(pd.Timestamp(at).as_unit("ns"))
-        start = end - np.timedelta64(int(cap.period.total_seconds()), "s")
-        chosen = (self.history_times > start) & (self.history_times <= end)
-        chosen &= self.history_rows >= 0
+        period = np.timedelta64(int(cap.period.total_seconds()), "s")
+        if self.times is None:
+            end = np.datetime64(pd.Timestamp(at).as_unit("ns"))
+            chosen = (self.history_times > end - period) & (self.history_times <= end)
+            chosen &= self.history_rows >= 0
+        else:
+            known = self.history_rows >= 0
+            ends = self.times[np.where(known, self.history_rows, 0)]
+            chosen = known & (self.history_times > ends - period) & (self.history_times <= ends)
         if campaign is not None:
             chosen &= self.history_campaigns == campaign
         return np.bincount(self.history_rows[chosen], minlength=len(self.ids)).astype(np.int64)
@@ -270,7 +293,10 @@ def _audience(
     window: str | None = None
     occasions: npt.NDArray[np.object_] | None = None
     if isinstance(trigger, (ScheduleTrigger, OnceTrigger)):
-        fired = last_fire(trigger, inputs.at)
+        known = inputs.schedule_windows
+        fired = (
+            known[name] if known is not None and name in known else last_fire(trigger, inputs.at)
+        )
         window = fired.key if fired is not None else None
         if not campaign.enabled:
             status = DISABLED
@@ -422,15 +448,25 @@ def _occasions(
         # One message per inactive spell: the key is the day of the last purchase.
         recency = table.frame["recency"].to_numpy(dtype=float)
         hit = recency >= trigger.days
-        last = np.datetime64(pd.Timestamp(inputs.at).as_unit("s")) - (recency[hit] * 86_400).astype(
-            "timedelta64[s]"
+        now = (
+            np.datetime64(pd.Timestamp(inputs.at).as_unit("s"))
+            if table.times is None
+            else table.times[hit].astype("datetime64[s]")
         )
+        last = now - (recency[hit] * 86_400).astype("timedelta64[s]")
         days = np.datetime_as_string(last, unit="D")
         occasions[hit] = np.char.add("inactive-since-", days).astype(object)
         return hit, occasions
     events = inputs.events
-    at = pd.Timestamp(inputs.at)
-    since = at - parse_duration(trigger.within)
+    if table.times is None:
+        at: pd.Timestamp | npt.NDArray[np.datetime64] = pd.Timestamp(inputs.at)
+    else:
+        # Each event against its customer's own run time (NaT, matching nothing, for others).
+        owners = table.index.get_indexer(pd.Index(events["customer_id"].astype(str), dtype=object))
+        known = (owners >= 0) & (len(table.times) > 0)
+        at = np.full(len(owners), np.datetime64("NaT", "ns"))
+        at[known] = table.times[owners[known]]
+    since = at - pd.Timedelta(parse_duration(trigger.within))
     recent = events[
         (events["event"] == trigger.event)
         & (events["occurred_at"] > since)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from campaigns.delivery.drain import DrainResult, drain
 from campaigns.engagement.links import Tracker
 from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
+from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
@@ -40,7 +41,7 @@ from campaigns.segments import (
     record_membership,
     segment_features,
 )
-from campaigns.summary import RunResult, notes, summary_rows, would_be
+from campaigns.summary import RunResult, SummaryRow, notes, summary_rows, would_be
 from campaigns.validate import validate_templates
 from store import outbox
 from store.engine import opened_store
@@ -137,6 +138,11 @@ def _run(
     only: str | None,
     report: Progress,
 ) -> RunResult:
+    fingerprint = config_hash(config)
+    # Before reading any data: the last run's watermark may tell that nothing can be due.
+    idle = nothing_due(engine, config, at, fingerprint)
+    if idle is not None:
+        return _idle_run(engine, config, at, dry_run, idle, report)
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
     ready = prepare(engine, config, at, persist=not dry_run, report=report)
     result.loaded = ready.loaded
@@ -144,8 +150,22 @@ def _run(
     result.model_version, result.model_fitted = model.version, model.fitted_now
 
     report("Planning", 0, None)
-    plans = plan_run(engine, config, ready, at, only)
-    run_id, died = start_run(engine, at, config_hash(config)) if not dry_run else (0, [])
+    inputs = gather_inputs(engine, config, ready.customers, ready.shop, at)
+    plans = plan_campaigns(config, inputs, ready.model.names, only)
+    # What this run planned from (marks read after a first load or a refit), for the next run. A
+    # run of one campaign tells nothing about the others.
+    watermark = (
+        Watermark(
+            marks(engine, config),
+            fingerprint,
+            quiet_until(
+                config, inputs, plans, set(ready.shop.customers.columns), ready.shop.transactions
+            ),
+        )
+        if only is None and not dry_run
+        else None
+    )
+    run_id, died = start_run(engine, at, fingerprint) if not dry_run else (0, [])
     result.run_id = run_id if not dry_run else None
     try:
         with nullcontext() if dry_run else heartbeat(engine, run_id):
@@ -170,10 +190,37 @@ def _run(
             result.rows = summary_rows(plans, rendered, fates, model.labels, destinations)
             result.notes[:0] = notes(plans, result.rows)
             if not dry_run:
-                _finish_run(engine, run_id, result)
+                _finish_run(engine, run_id, result, watermark)
     except BaseException as exc:
         if not dry_run:
             _fail_run(engine, run_id, exc)
+        raise
+    return result
+
+
+def _idle_run(
+    engine: Engine, config: Config, at: datetime, dry_run: bool, idle: Idle, report: Progress
+) -> RunResult:
+    """A run with nothing due: no data read, nothing planned; delivery still drains what the
+    outbox holds (deferred messages whose time came, retries). Its watermark is the last one."""
+    result = RunResult(at=at, dry_run=dry_run, run_id=None, nothing_due=idle.sentence())
+    result.model_version = int(idle.watermark.marks.get("segment_model") or 0)
+    for name, (status, window) in idle.statuses.items():
+        channel = config.campaigns[name].channel
+        result.rows.append(SummaryRow(name, "", None, status, channel, "", Counts()))
+        result.notes.append(f"{name}: {status}" + (f" (window {window})" if window else ""))
+    if dry_run:
+        return result
+    run_id, died = start_run(engine, at, idle.watermark.config)
+    result.run_id = run_id
+    try:
+        with heartbeat(engine, run_id):
+            report("Delivering", 0, None)
+            delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+            _note_delivery(result, delivered, run_id, died)
+            _finish_run(engine, run_id, result, idle.watermark)
+    except BaseException as exc:
+        _fail_run(engine, run_id, exc)
         raise
     return result
 
@@ -310,13 +357,18 @@ def _outbox_counts(engine: Engine, run_id: int, at: datetime) -> dict[tuple[str,
     return {key: from_outbox(group) for key, group in by_key.items()}
 
 
-def _finish_run(engine: Engine, run_id: int, result: RunResult) -> None:
+def _finish_run(
+    engine: Engine, run_id: int, result: RunResult, watermark: Watermark | None
+) -> None:
     with Session(engine) as session:
         row = session.get(CampaignRun, run_id)
         assert row is not None
         row.status = "succeeded"
         row.finished_at = datetime.now(UTC).replace(tzinfo=None)
         row.summary = [r.to_json() for r in result.rows]
+        if watermark is not None and watermark.run is None:
+            watermark = replace(watermark, run=run_id)
+        row.watermark = watermark.to_json() if watermark is not None else None
         session.add(row)
         session.commit()
 

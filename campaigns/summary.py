@@ -72,6 +72,9 @@ class RunResult:
     #: A dry run's messages per campaign, as the run would write them to the outbox (the
     #: holdout's rows with status ``held_out``); empty for a real run (see the outbox).
     messages: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Why the run had nothing to plan, found before it read any data (``campaigns/idle.py``);
+    #: None for a run that planned.
+    nothing_due: str | None = None
 
     @property
     def totals(self) -> Counts:
@@ -96,6 +99,7 @@ class RunResult:
             "segment_exited": self.exited,
             "delivery_paused": self.paused,
             "sent_from_earlier_runs": self.sent_from_earlier_runs,
+            "nothing_due": self.nothing_due,
             "totals": self.totals.to_json(),
             "rows": [row.to_json() for row in self.rows],
             "notes": list(self.notes),

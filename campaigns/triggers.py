@@ -75,5 +75,27 @@ def next_fire(trigger: ScheduleTrigger | OnceTrigger, after: datetime) -> dateti
     return _naive(fire) if fire is not None else None
 
 
+def fire_times(
+    trigger: ScheduleTrigger | OnceTrigger, start: datetime, end: datetime
+) -> list[datetime]:
+    """Every fire time in ``[start, end)`` (naive UTC), the same as chaining :func:`next_fire`
+    from just before ``start``, with the cron expression parsed once."""
+    if isinstance(trigger, OnceTrigger):
+        fire = _naive(_once(trigger))
+        return [fire] if start <= fire < end else []
+    cron = CronTrigger.from_crontab(trigger.cron, timezone=trigger.timezone)
+    fires: list[datetime] = []
+    after = _aware(start) - timedelta(seconds=1)
+    while True:
+        following = cron.get_next_fire_time(None, after + timedelta(seconds=1))
+        if following is None:
+            return fires
+        fire = _naive(following)
+        if fire >= end:
+            return fires
+        fires.append(fire)
+        after = following
+
+
 def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)

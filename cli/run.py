@@ -62,8 +62,11 @@ def print_result(out: Console, result: RunResult) -> None:
     out.print(f"{title} at {result.at:%Y-%m-%d %H:%M} UTC")
     if result.loaded:
         out.print("Loaded the data source into the store (first use).")
-    fitted = "fitted now" if result.model_fitted else "stored"
-    out.print(f"Segmentation model v{result.model_version} ({fitted}).")
+    if result.nothing_due is not None:
+        out.print(result.nothing_due[0].upper() + result.nothing_due[1:] + ".")
+    else:
+        fitted = "fitted now" if result.model_fitted else "stored"
+        out.print(f"Segmentation model v{result.model_version} ({fitted}).")
     totals = result.totals
     # A dry run delivers nothing: its planned messages are deferred or queued. Columns that are
     # zero in every row are left out of the table (the JSON has them all).

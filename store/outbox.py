@@ -497,3 +497,15 @@ def counts_by_status(engine: Engine) -> dict[str, int]:
     """How many outbox messages are in each state."""
     frame = read_frame(engine, "SELECT status, COUNT(*) AS n FROM message GROUP BY status")
     return {str(s): int(n) for s, n in zip(frame["status"], frame["n"], strict=True)}
+
+
+def holds_windows_from(engine: Engine, campaign: str, first: str) -> bool:
+    """Whether the outbox holds a message of ``campaign`` for a trigger window at or after
+    ``first`` (schedule windows are ``YYYY-MM-DDTHH:MMZ``, which sort as times do): one query,
+    for a forecast to tell whether a real run has already planned a window of its horizon."""
+    frame = read_frame(
+        engine,
+        'SELECT 1 AS found FROM message WHERE campaign = :c AND "window" >= :w LIMIT 1',
+        params={"c": campaign, "w": first},
+    )
+    return not frame.empty

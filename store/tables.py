@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -118,6 +118,10 @@ class CampaignRun(SQLModel, table=True):
     pid: int | None = None
     #: Pushed forward while the run works; a ``running`` run past it on another host has died.
     alive_until: datetime | None = Field(default=None, sa_type=DateTime)
+    #: What the run planned from (the data's marks: load, last transaction and event, models) and
+    #: until when no per-customer trigger can fire on that data; lets the next run find that it
+    #: has nothing to do without reading the data (``campaigns/idle.py``). None: not recorded.
+    watermark: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class CampaignWindow(SQLModel, table=True):
@@ -141,7 +145,18 @@ class Message(SQLModel, table=True):
     """
 
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_channel_status", "channel", "status"),)
+    __table_args__ = (
+        Index("ix_message_channel_status", "channel", "status"),
+        # Every step after a claim (read back, withhold, record, extend, finish) selects the
+        # batch by ``claimed_by``: without it each is a scan of the whole outbox. Partial: the
+        # rows a run writes (unclaimed) cost nothing to index.
+        Index(
+            "ix_message_claimed_by",
+            "claimed_by",
+            sqlite_where=text("claimed_by IS NOT NULL"),
+            postgresql_where=text("claimed_by IS NOT NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True)
     run_id: int = Field(index=True)
