@@ -52,7 +52,8 @@ def tracking_config(tmp_path: Path, store_url: str, port: int, extra: str = "") 
     text_ += (
         f'\n[tracking]\nbase_url = "http://127.0.0.1:{port}"\nsecret_env = "TEST_TRACKING_SECRET"\n'
         'webhook_secret_env = "TEST_WEBHOOK_SECRET"\nmailgun_signing_key_env = "TEST_MAILGUN_KEY"\n'
-        'events_api_key_env = "TEST_EVENTS_KEY"\nmachine_click_seconds = 0\n' + extra
+        'events_api_key_env = "TEST_EVENTS_KEY"\n'
+        + (extra if "machine_click_seconds" in extra else "machine_click_seconds = 0\n" + extra)
     )
     path = tmp_path / "config.toml"
     path.write_text(text_)

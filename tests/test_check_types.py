@@ -70,7 +70,7 @@ def test_a_template_reading_a_configured_trait_passes_on_a_fresh_workspace(
     assert not (workspace.parent / ".campaign").exists()
     result = invoke("check", "-c", str(workspace))
     assert result.exit_code == 0, result.output
-    assert result.output.endswith("OK (4 campaigns, 6 templates, 2 channels)\n")
+    assert result.output.endswith("OK (5 campaigns, 7 templates, 2 channels)\n")
 
 
 def test_with_a_store_check_renders_for_real_customers_and_names_those_it_fails_for(
@@ -78,7 +78,9 @@ def test_with_a_store_check_renders_for_real_customers_and_names_those_it_fails_
 ) -> None:
     assert invoke("run", "-c", str(workspace), "--at", AT).exit_code == 0
     template = workspace.parent / "templates" / "newsletter.txt.j2"
-    template.write_text(template.read_text() + "Your budget: {{ customer.income | money }}\n")
+    text = template.read_text()
+    template.write_text(text + "Your budget: {{ customer.income | money }}\n")
+    line = len(text.splitlines()) + 1
     result = invoke("check", "-c", str(workspace))
     assert result.exit_code == 0, result.output
     warning = next(line for line in result.output.splitlines() if "newsletter.template" in line)
@@ -89,7 +91,7 @@ def test_with_a_store_check_renders_for_real_customers_and_names_those_it_fails_
     assert " of 20 sample customers (their messages would be render_failed); first, customer C" in (
         result.output.replace("\n", " ")
     )
-    assert "newsletter.txt.j2:10: TypeError: money needs a number, got a missing value" in (
+    assert f"newsletter.txt.j2:{line}: TypeError: money needs a number, got a missing value" in (
         result.output.replace("\n", "")
     )
 

@@ -218,3 +218,22 @@ def test_in_a_browser_a_link_lands_and_the_unsubscribe_page_suppresses(
                 {"c": message["customer_id"]},
             ).scalars()
             assert list(stopped) == ["marketing"]
+
+
+def test_the_demo_people_click_after_the_scanners_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run and simulate back to back, as a user does: the simulated people wait until a click is
+    # no longer taken for a link scanner's (machine_click_seconds after the last send).
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    config = tracking_config(
+        tmp_path, f"sqlite:///{tmp_path / 'store.db'}", free(), "machine_click_seconds = 3\n"
+    )
+    run_campaigns(config, at=AT)
+    result = CliRunner().invoke(cli, ["simulate", "newsletter", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Waited " in result.output
+    report = campaign_report(config, "newsletter")
+    assert report.total.clicked > 0

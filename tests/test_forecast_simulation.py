@@ -142,7 +142,7 @@ def test_rows_at_their_own_times_plan_as_separate_runs(tmp_path: Path) -> None:
     together_at = np.array([times[w] for w in which], dtype="datetime64[ns]")
     table = customers.copy()
     table["recency"] = table["recency"] + [(times[w] - AT) / timedelta(days=1) for w in which]
-    windows = {"often": None, "vip-thanks": None, "newsletter": None, "dormant": None}
+    windows = dict.fromkeys(("often", "vip-thanks", "reorder-reminder", "newsletter", "dormant"))
     common = {
         "planned_windows": base.planned_windows,
         "suppressed": base.suppressed,

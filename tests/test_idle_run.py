@@ -72,6 +72,7 @@ def test_an_idle_run_reads_no_customer_data(ran: Config, statements: list[str]) 
         "cart-reminder": NOTHING_NEW,
         "vip-thanks": ALREADY_PLANNED,
         "winback": NOTHING_NEW,
+        "reorder-reminder": ALREADY_PLANNED,
         "newsletter": ALREADY_PLANNED,
     }
     reads = [s for s in statements if "transaction_line" in s or "FROM customer " in s]

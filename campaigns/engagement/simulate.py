@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,13 @@ def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulat
                 f"No bounces, complaints or deliveries: set {tracking.webhook_secret_env} "
                 "to post them to the provider webhook."
             )
+        waited = _wait_for_people(engine, campaign, tracking.machine_click_seconds)
+        if waited:
+            result.notes.append(
+                f"Waited {waited:.0f} s after the last send: a click sooner than "
+                f"machine_click_seconds ({tracking.machine_click_seconds:g} s) counts as a link "
+                "scanner's, and these are people."
+            )
         rng = np.random.default_rng(seed)
         with running(app) as server:
             local = server.url
@@ -110,6 +117,25 @@ def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulat
     finally:
         engine.dispose()
     return result
+
+
+def _wait_for_people(engine: object, campaign: str, soon: float) -> float:
+    """Sleep until ``soon`` seconds have passed since the campaign's last send (the endpoint
+    takes a click sooner than that for a link scanner's); return the seconds slept."""
+    last = read_frame(
+        engine,  # type: ignore[arg-type]
+        "SELECT MAX(sent_at) AS last FROM message WHERE campaign = :c AND status = 'sent'",
+        params={"c": campaign},
+        datetime_columns=["last"],
+    )["last"].iloc[0]
+    if pd.isna(last):
+        return 0.0
+    now = datetime.now(UTC).replace(tzinfo=None)
+    wait = float(soon - (now - last.to_pydatetime()).total_seconds())
+    if wait <= 0:
+        return 0.0
+    time.sleep(wait)
+    return wait
 
 
 def _buyers(engine: object, messages: pd.DataFrame, window: timedelta) -> set[int]:
