@@ -365,7 +365,7 @@ class Tracker:
         )
         tracked.extend(link_tracker=self)
         self._environments[id(env)] = (env, tracked)
-        return cast(_Env, tracked)
+        return tracked
 
     def compile_link(self, url: str, source: str) -> int | None:
         """The index of a static link for :data:`LINK_FILTER`, or None to leave it as written

@@ -59,7 +59,8 @@ class Signer:
         inner, outer = state[0].copy(), state[1].copy()
         inner.update(payload)
         outer.update(inner.digest())
-        return outer.digest()[:_MAC]
+        mac: bytes = outer.digest()[:_MAC]
+        return mac
 
     def token(self, ref: str) -> str:
         """The token of message ``ref`` (32 hex digits)."""
