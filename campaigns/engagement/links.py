@@ -8,6 +8,11 @@ message, and the endpoint redirects only to those: never an open redirect.
 
 An open pixel goes before ``</body>`` of the HTML part. The message's unsubscribe URL is a signed
 token too; ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058) point at it.
+
+Two ways to the same message: :meth:`Tracker.rewrite` scans a rendered message; compiled links
+(:meth:`Tracker.environment`, :meth:`Tracker.begin`, :meth:`Tracker.finish`) rewrite the static
+links of the templates once, when they are compiled, and scan only a part that still holds a URL
+of its own (one a variable printed), which is cheaper per message.
 """
 
 from __future__ import annotations
