@@ -3,6 +3,9 @@ the same output as scanning, and every link still tracked where the compiler can
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -167,3 +170,12 @@ def test_a_variant_gets_its_own_targets(tmp_path: Path) -> None:
     )
     assert (text, links) == (old[0], old[2])
     assert links[0].endswith("&utm_content=story")
+
+
+@pytest.mark.parametrize("key", [KEY, b"k" * 100])
+def test_a_token_is_hmac_sha256_of_the_reference_as_before(key: bytes) -> None:
+    payload = bytes.fromhex(REF)
+    mac = hmac.new(key, b"campaign-tracking-token-v2:" + payload, hashlib.sha256).digest()
+    expected = base64.urlsafe_b64encode(payload + mac[:16]).decode("ascii").rstrip("=")
+    assert Signer([key]).token(REF) == expected
+    assert Signer([b"other-key-0123456789", key]).read(expected) == REF
