@@ -153,6 +153,23 @@ def compose(
         )
         for v in list(dict.fromkeys(variants)) or [None]
     }
+    track_links = tracker is not None and plan.config.track_links
+    # With tracked links, templates whose static links are compiled to tracked ones (the plain
+    # ones stay for a message whose compiled links cannot be trusted: Tracker.finish).
+    compiled = (
+        {
+            v: MessageTemplate.load(
+                tracker.environment(env),
+                template_for(plan.config, v),
+                plan.config.subject,
+                plan.config.headers,
+                html_first=True,
+            )
+            for v in templates
+        }
+        if tracker is not None and track_links
+        else templates
+    )
     contexts = {v: variant_context(plan.config, v) for v in templates}
     records = customer_records(customers, selected["customer_id"])
     shown = (
@@ -171,7 +188,6 @@ def compose(
         else None,
     }
     refs = [message_ref(k) for k in keys]
-    track_links = tracker is not None and plan.config.track_links
     subjects: list[str] = []
     texts: list[str] = []
     htmls: list[str | None] = []
@@ -196,7 +212,12 @@ def compose(
             recommendations=shown.get(str(record["customer_id"]), ()),
         )
         try:
-            message = templates[variant].render(context)
+            if tracker is not None and track_links:
+                tracker.begin(ref, plan.name, variant)
+                message = compiled[variant].render(context)
+                text, html = tracker.finish(message, templates[variant], context)
+            else:
+                message = templates[variant].render(context)
         except TemplateCheckError as exc:
             subjects.append("")
             texts.append("")
@@ -211,10 +232,9 @@ def compose(
             subjects.append(message.subject)
             extra = message.headers
             if tracker is not None and track_links:
-                tracked = tracker.rewrite(ref, message.text, message.html, plan.name, variant)
-                texts.append(tracked.text)
-                htmls.append(tracked.html)
-                links.append(tracker.links_json(tracked.links))
+                texts.append(text)
+                htmls.append(html)
+                links.append(tracker.message_links_json())
             else:
                 texts.append(strip_marks(message.text))
                 htmls.append(strip_marks(message.html) if message.html is not None else None)

@@ -42,6 +42,8 @@ class MessageTemplate:
     static_subject: str | None = None
     #: Extra message headers, each a template (``X-Campaign``, ``Reply-To``...).
     headers: dict[str, Template] = field(default_factory=dict)
+    #: Render the HTML part before the text part (tracked links are numbered in that order).
+    html_first: bool = False
 
     @classmethod
     def load(
@@ -50,6 +52,7 @@ class MessageTemplate:
         name: str,
         subject: str,
         headers: Mapping[str, str] | None = None,
+        html_first: bool = False,
     ) -> MessageTemplate:
         """Compile the parts of template ``name``, the subject line and any header templates."""
         folder = _folder(env)
@@ -69,7 +72,7 @@ class MessageTemplate:
                 ) from None
         assert text is not None
         static = subject.strip() if "{" not in subject else None
-        return cls(name, subject_template, text, html, static, compiled)
+        return cls(name, subject_template, text, html, static, compiled, html_first)
 
     def render(self, context: dict[str, Any]) -> RenderedMessage:
         """Render every part under one budget (:mod:`templates.limits`); a failure, whatever
@@ -85,10 +88,17 @@ class MessageTemplate:
         subject = self.static_subject
         if subject is None:
             subject = _render(self.subject, context, f"subject of {self.name}").strip()
+        html: str | None
+        if self.html_first and self.html is not None:
+            html = _render(self.html, context, f"{self.name}.html.j2")
+            text = _render(self.text, context, f"{self.name}.txt.j2")
+        else:
+            text = _render(self.text, context, f"{self.name}.txt.j2")
+            html = _render(self.html, context, f"{self.name}.html.j2") if self.html else None
         return RenderedMessage(
             subject=subject,
-            text=_render(self.text, context, f"{self.name}.txt.j2"),
-            html=_render(self.html, context, f"{self.name}.html.j2") if self.html else None,
+            text=text,
+            html=html,
             headers={
                 header: _render(t, context, f"header {header} of {self.name}").strip()
                 for header, t in self.headers.items()

@@ -20,6 +20,7 @@ import hmac
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from campaigns.config.schema import TrackingConfig
 from campaigns.errors import ConfigError
@@ -30,6 +31,10 @@ _MAC = 16
 TOKEN_LENGTH = 43
 #: Domain separation: a MAC made for something else with the same key never verifies here.
 _CONTEXT = b"campaign-tracking-token-v2:"
+#: SHA-256's block size (HMAC pads keys to it).
+_BLOCK = 64
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_Hash = Any
 #: The shortest key accepted (characters); a short key can be guessed offline from one token.
 MIN_KEY_LENGTH = 16
 
@@ -45,16 +50,23 @@ class Signer:
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise ValueError("a signer needs at least one key")
-        # HMAC states after each key and the context: a token copies one (a third of the cost
-        # of keying a new HMAC, which matters with a token per rendered message).
-        self._states = [hmac.new(key, _CONTEXT, hashlib.sha256) for key in keys]
+        # Per key, the SHA-256 states of HMAC's inner hash (after the key and the context) and
+        # outer hash (after the key): a token copies both (RFC 2104 written out with hashlib,
+        # which costs a third less than copying an hmac object, per rendered message).
+        self._states = [_keyed(key) for key in keys]
+
+    def _mac(self, state: tuple[_Hash, _Hash], payload: bytes) -> bytes:
+        inner, outer = state[0].copy(), state[1].copy()
+        inner.update(payload)
+        outer.update(inner.digest())
+        mac: bytes = outer.digest()[:_MAC]
+        return mac
 
     def token(self, ref: str) -> str:
         """The token of message ``ref`` (32 hex digits)."""
         payload = bytes.fromhex(ref)
-        mac = self._states[0].copy()
-        mac.update(payload)
-        return base64.urlsafe_b64encode(payload + mac.digest()[:_MAC]).decode("ascii")[:-1]
+        raw = payload + self._mac(self._states[0], payload)
+        return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE)[:-1].decode("ascii")
 
     def read(self, token: str) -> str | None:
         """The message reference of a well-formed token signed by one of the keys, else None."""
@@ -68,11 +80,19 @@ class Signer:
             return None
         payload, mac = raw[:_REF], raw[_REF:]
         for state in self._states:
-            expected = state.copy()
-            expected.update(payload)
-            if hmac.compare_digest(expected.digest()[:_MAC], mac):
+            if hmac.compare_digest(self._mac(state, payload), mac):
                 return payload.hex()
         return None
+
+
+def _keyed(key: bytes) -> tuple[_Hash, _Hash]:
+    """HMAC-SHA256 keyed with ``key``, as its inner hash (the context fed in) and outer hash."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(_CONTEXT)
+    return inner, hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
 
 def load_keys(
