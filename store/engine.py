@@ -33,11 +33,13 @@ def resolve_url(url: str, root: Path) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (campaign status) work while a run writes; the busy timeout makes a second
-    # writer wait instead of failing at once.
+    # The busy timeout makes a second writer wait instead of failing at once; it comes first,
+    # because switching a new database to WAL takes a lock too (four first runs at once waited
+    # only sqlite3's default 5 s for it). WAL lets readers (campaign status) work while a run
+    # writes.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
