@@ -24,6 +24,9 @@ class Hook:
     #: Seconds every request waits before its answer (a slow receiver).
     delay: float = 0.0
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    #: Requests whose body ended before its Content-Length (the sender was killed mid-request):
+    #: a real receiver never processes them, so they are not in ``requests``.
+    truncated: int = 0
     #: Called with the request's number (1-based) before it is answered.
     on_request: Callable[[int], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -33,7 +36,12 @@ class Hook:
 def _handler(hook: Hook) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:
+                with hook.lock:
+                    hook.truncated += 1
+                return
             with hook.lock:
                 hook.requests.append((dict(self.headers.items()), body))
                 number = len(hook.requests)
