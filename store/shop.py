@@ -57,8 +57,12 @@ def count_customers(engine: Engine) -> int:
     return int(frame["n"].iloc[0])
 
 
-def load_shop(engine: Engine) -> ShopData:
-    """Read customers (traits expanded into columns), products and transactions."""
+def load_shop(engine: Engine, lazy: bool = False) -> ShopData:
+    """Read customers (traits expanded into columns), products and transactions.
+
+    With ``lazy=True`` the transaction log is read only when ``transactions`` is first used
+    (a run whose features come from the store's aggregates never reads it).
+    """
     customers = read_frame(
         engine,
         "SELECT " + ", ".join(CUSTOMER_COLUMNS) + ", traits FROM customer ORDER BY customer_id",
@@ -70,19 +74,56 @@ def load_shop(engine: Engine) -> ShopData:
     products = read_frame(
         engine, "SELECT " + ", ".join(PRODUCT_COLUMNS) + " FROM product ORDER BY product_id"
     )
-    transactions = read_frame(
-        engine,
-        "SELECT " + ", ".join(TRANSACTION_COLUMNS) + " FROM transaction_line ORDER BY id",
-        datetime_columns=["invoiced_at"],
-    )
     events = read_frame(
         engine,
         "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM customer_event ORDER BY id",
         datetime_columns=["occurred_at"],
     )
+    if lazy:
+        return StoredShop(customers, products, events, engine)
     return ShopData(
-        customers=customers, products=products, transactions=transactions, events=events
+        customers=customers,
+        products=products,
+        transactions=read_transactions(engine),
+        events=events,
     )
+
+
+def read_transactions(engine: Engine) -> pd.DataFrame:
+    """The whole transaction log, in id order."""
+    return read_frame(
+        engine,
+        "SELECT " + ", ".join(TRANSACTION_COLUMNS) + " FROM transaction_line ORDER BY id",
+        datetime_columns=["invoiced_at"],
+    )
+
+
+class StoredShop(ShopData):
+    """A :class:`~store.frames.ShopData` read from the store whose transaction log is read on
+    first use of ``transactions`` (the engine must still be open then)."""
+
+    def __init__(
+        self, customers: pd.DataFrame, products: pd.DataFrame, events: pd.DataFrame, engine: Engine
+    ) -> None:
+        # A frozen dataclass: fields are set the way its own __init__ sets them. ``transactions``
+        # is left unset, so that the first read of it reaches __getattr__.
+        object.__setattr__(self, "customers", customers)
+        object.__setattr__(self, "products", products)
+        object.__setattr__(self, "quarantined", {})
+        object.__setattr__(self, "events", events)
+        object.__setattr__(self, "_engine", engine)
+
+    @property
+    def transactions_read(self) -> bool:
+        """Whether the transaction log has been read."""
+        return "transactions" in self.__dict__
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name != "transactions":
+            raise AttributeError(name)
+        transactions = read_transactions(self.__dict__["_engine"])
+        object.__setattr__(self, "transactions", transactions)
+        return transactions
 
 
 def trait_columns(engine: Engine) -> list[str]:
