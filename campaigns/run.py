@@ -124,7 +124,7 @@ def prepare(
     # Trained personalization models add their scores (propensity, uplift) as traits.
     customers = with_scores(engine, customers)
     # A trained lifetime-value model adds p_alive, expected_purchases_90d, expected_spend, clv_12m.
-    customers = with_lifetime_value(engine, customers, shop.transactions, at)
+    customers = with_lifetime_value(engine, customers, shop, at)
     return Prepared(shop, customers, segment_ids, model, loaded, lines_after)
 
 
