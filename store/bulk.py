@@ -103,8 +103,9 @@ def _values(column: pd.Series, is_json: bool) -> list[Any]:
     missing = column.isna().to_numpy()
     values = column.to_numpy(dtype=object)
     if missing.any():
+        values = values.copy()  # it may be the column's own (read-only) array
         values[missing] = None
-    return [_clean(v) for v in values] if values.dtype != object else values.tolist()
+    return values.tolist()
 
 
 def _chunks(frame: pd.DataFrame, size: int, json_columns: Sequence[str]) -> Iterator[list[Any]]:
