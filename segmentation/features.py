@@ -145,22 +145,29 @@ def rfm_from_aggregates(
 ) -> pd.DataFrame:
     """:func:`rfm_features` from per-customer aggregates instead of the lines.
 
-    ``aggregates`` has one row per customer with purchases or returns: ``customer_id``,
-    ``orders`` (distinct purchase invoices), ``monetary`` (net spend), ``first_order_at`` and
-    ``last_order_at`` (the first and last purchase), as :func:`store.features.feature_rows`
-    reads them; every line they summarise must be dated at or before ``at``. The result is
-    the same table as :func:`rfm_features` over those lines; recency and tenure are computed
-    here, at ``at``.
+    ``aggregates`` has a row per customer with purchases or returns (others may have one with
+    0 orders and missing times): ``customer_id``, ``orders`` (distinct purchase invoices),
+    ``monetary`` (net spend), ``first_order_at`` and ``last_order_at`` (the first and last
+    purchase), as :func:`store.features.feature_rows` reads them; every line they summarise
+    must be dated at or before ``at``. The result is the same table as :func:`rfm_features`
+    over those lines; recency and tenure are computed here, at ``at``. Rows in the customers'
+    order are taken as they are; others are looked up by id.
     """
     at_ns = int(_as_utc_naive(at).as_unit("ns").value)
     ids = pd.Index(customers["customer_id"])
-    if not ids.is_unique:
-        duplicated = ids[ids.duplicated()].unique()[:5].tolist()
-        raise ValueError(f"customers.customer_id must be unique; repeated: {duplicated}")
-    rows = ids.get_indexer(aggregates["customer_id"])
+    n = len(ids)
+    line_ids = aggregates["customer_id"]
+    if len(line_ids) == n and np.array_equal(
+        line_ids.to_numpy(dtype=object), ids.to_numpy(dtype=object)
+    ):
+        rows = np.arange(n)  # one row per customer, in the customers' order: no lookup
+    else:
+        if not ids.is_unique:
+            duplicated = ids[ids.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"customers.customer_id must be unique; repeated: {duplicated}")
+        rows = ids.get_indexer(line_ids)
     known = rows >= 0
     rows = rows[known]
-    n = len(ids)
     frequency = np.zeros(n)
     monetary = np.zeros(n)
     first = np.full(n, _NAT, dtype=np.int64)

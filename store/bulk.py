@@ -55,7 +55,7 @@ def datetime_strings(column: pd.Series) -> pd.Series:
     # SQLite storage format ("2026-11-23 09:00:00.000000").
     text = np.datetime_as_string(values.to_numpy(dtype="datetime64[us]"), unit="us")
     known = values.dropna()
-    if len(known) and 1000 <= known.min().year and known.max().year <= 9999:
+    if len(known) and known.min().year >= 1000 and known.max().year <= 9999:
         # Four-digit years: every string is 26 characters ("2026-11-23T09:00:00.000000"); put
         # the space in place of the "T" in all of them at once, as 26 four-byte code points per
         # row (NaT rows become None below).

@@ -70,7 +70,9 @@ def load_shop(engine: Engine, lazy: bool = False) -> ShopData:
         "SELECT " + ", ".join(CUSTOMER_COLUMNS) + ", traits FROM customer ORDER BY customer_id",
         datetime_columns=["signup_at"],
     )
-    traits = pd.DataFrame.from_records(_parse_traits(customers.pop("traits")), index=customers.index)
+    traits = pd.DataFrame.from_records(
+        _parse_traits(customers.pop("traits")), index=customers.index
+    )
     customers = pd.concat([customers, traits], axis=1)
     products = read_frame(
         engine, "SELECT " + ", ".join(PRODUCT_COLUMNS) + " FROM product ORDER BY product_id"
