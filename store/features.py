@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -275,8 +276,9 @@ def aggregate_lines(
     last = pd.Series(bought.max()).reindex(range(n))
     last_line = pd.Series(ticks).groupby(customer).max().reindex(range(n))
 
-    def times(values: pd.Series) -> pd.Series:
-        return pd.to_datetime(values.to_numpy(dtype=np.float64).astype("datetime64[us]"))
+    def times(values: pd.Series) -> npt.NDArray[np.datetime64]:
+        # Microseconds since the epoch (exact in a float64) back to times; NaN becomes NaT.
+        return values.to_numpy(dtype=np.float64).astype("datetime64[us]")
 
     features = pd.DataFrame(
         {
