@@ -15,6 +15,7 @@ from store.frames import (
     TRANSACTION_COLUMNS,
     ShopData,
 )
+from store.features import THROUGH
 from store.tables import Transaction
 
 
@@ -51,6 +52,9 @@ def save_shop(engine: Engine, shop: ShopData, facts: dict[str, str] | None = Non
         for key, value in (facts or {}).items():
             writer.execute("DELETE FROM meta WHERE key = ?", (key,))
             writer.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        # The feature aggregates describe the old lines: the next refresh rebuilds them (also
+        # when two loads record the same loaded_at).
+        writer.execute("DELETE FROM meta WHERE key = ?", (THROUGH,))
 
 
 def count_customers(engine: Engine) -> int:

@@ -187,7 +187,8 @@ def test_a_new_load_rebuilds(fresh_store: Engine) -> None:
     save_shop(fresh_store, shop, facts={"loaded_at": "x"})
     refresh_features(fresh_store)
     fewer = ShopData(shop.customers, shop.products, shop.transactions.iloc[:2])
-    save_shop(fresh_store, fewer, facts={"loaded_at": "y"})
+    # The same loaded_at (two `campaign demo` with one end time): still rebuilt.
+    save_shop(fresh_store, fewer, facts={"loaded_at": "x"})
     assert refresh_features(fresh_store).action == "rebuilt"
     rows = feature_rows(fresh_store).set_index("customer_id")
     assert rows.loc["a", "orders"] == 1
