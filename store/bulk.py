@@ -156,6 +156,15 @@ class BulkWriter:
         verb = "TRUNCATE" if self._copy else "DELETE FROM"
         self._cursor.execute(f'{verb} "{table}"')
 
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of a table just bulk-loaded, in the transaction.
+
+        PostgreSQL only: until autovacuum gets to it, the planner takes a freshly loaded table
+        for a small one (a fold of 1,000 new lines took 6 s instead of 0.06 s by scanning the
+        log). SQLite's planner uses an index for an equality without statistics."""
+        if self._copy:
+            self._cursor.execute(f'ANALYZE "{table}"')
+
     def insert(
         self,
         table: str,

@@ -186,9 +186,9 @@ def refresh_features(
 
     ``categories``: whether the spend per category is wanted (it is kept only when asked for, as
     it is several rows per customer; asking for it when it was not kept rebuilds). ``lines``:
-    the lines just loaded, still in memory (the first run after a load): a rebuild aggregates
-    them with numpy instead of a ``GROUP BY`` that reads them back (several times faster on
-    SQLite), provided they are what the store holds (the same count).
+    the lines just loaded, still in memory (the first run after a load): on SQLite a rebuild
+    aggregates them with numpy instead of a ``GROUP BY`` that reads them back (about twice as
+    fast), provided they are what the store holds (the same count).
     """
     with _serialised(engine) as connection:
         meta = _meta(connection)
@@ -204,9 +204,12 @@ def refresh_features(
         ):
             connection.execute(delete(_FEATURE))
             connection.execute(delete(_SPEND))
-            if lines is not None and len(lines.transactions) == _count_lines(connection):
+            # PostgreSQL's GROUP BY is faster than numpy plus copying the rows in (5.7 s against
+            # 13.6 s for 1M lines with python -m benchmarks.features); SQLite's is slower.
+            in_memory = lines if engine.dialect.name == "sqlite" else None
+            if in_memory is not None and len(in_memory.transactions) == _count_lines(connection):
                 action = "built from the loaded lines"
-                _write_aggregates(connection, engine, lines, categories)
+                _write_aggregates(connection, engine, in_memory, categories)
             else:
                 action = "rebuilt"
                 columns = [c.name for c in _FEATURE.columns]

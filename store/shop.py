@@ -8,6 +8,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from store.bulk import bulk_transaction, read_frame
+from store.features import THROUGH
 from store.frames import (
     CUSTOMER_COLUMNS,
     EVENT_COLUMNS,
@@ -15,7 +16,6 @@ from store.frames import (
     TRANSACTION_COLUMNS,
     ShopData,
 )
-from store.features import THROUGH
 from store.tables import Transaction
 
 
@@ -49,6 +49,8 @@ def save_shop(engine: Engine, shop: ShopData, facts: dict[str, str] | None = Non
             columns = ", ".join(f'"{c.name}"' for c in index.columns)
             writer.execute(f'CREATE INDEX "{index.name}" ON "{index.table.name}" ({columns})')
         writer.insert("customer_event", shop.events[list(EVENT_COLUMNS)])
+        for table in ("customer", "transaction_line", "customer_event"):
+            writer.analyze(table)
         for key, value in (facts or {}).items():
             writer.execute("DELETE FROM meta WHERE key = ?", (key,))
             writer.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))

@@ -70,7 +70,10 @@ def test_demo_shop_group_by_and_numpy_equal_pandas(fresh_store: Engine) -> None:
     # The same rows from the lines in memory, as the first run after a load builds them.
     save_shop(fresh_store, shop, facts={"loaded_at": "second"})
     fresh = FreshLines(shop.transactions, shop.products)
-    assert refresh_features(fresh_store, lines=fresh).action == "built from the loaded lines"
+    # (On SQLite; PostgreSQL's GROUP BY is the faster way there.)
+    sqlite = fresh_store.dialect.name == "sqlite"
+    built = "built from the loaded lines" if sqlite else "rebuilt"
+    assert refresh_features(fresh_store, lines=fresh).action == built
     assert_same(stored_features(fresh_store, stored.customers, AT), want)
     assert refresh_features(fresh_store).action == "up to date"
 
