@@ -46,17 +46,23 @@ def load_data(
 
 
 def ensure_data(
-    engine: Engine, config: Config, at: datetime, progress: Progress | None = None
+    engine: Engine,
+    config: Config,
+    at: datetime,
+    progress: Progress | None = None,
+    lazy: bool = False,
 ) -> tuple[ShopData, bool]:
     """The shop in the store, loading it from the source first when the store is empty.
 
     ``at`` is the time of the run: the demo shop's history ends there (see :func:`read_source`).
+    ``lazy``: read the transaction log from the store only if ``transactions`` is used (a run
+    whose features come from the store's aggregates never reads it).
 
     :return: the data, and whether it was loaded just now
     """
     if count_customers(engine) > 0:
         (progress or quiet)("Reading store", 0, None)
-        return load_shop(engine), False
+        return load_shop(engine, lazy=lazy), False
     return load_data(engine, config, at, progress), True
 
 

@@ -121,11 +121,12 @@ def quiet_until(
     inputs: PlanInputs,
     plans: list[CampaignPlan],
     traits: set[str],
-    transactions: pd.DataFrame,
+    lines_after: datetime | None,
 ) -> datetime | None:
     """The earliest time at which a per-customer trigger could fire on this run's data, or None
     when that cannot be told (see the module docstring). ``traits``: the customer table's stored
-    columns; ``transactions``: the history the features were built from."""
+    columns; ``lines_after``: the earliest stored transaction line dated after the run (it comes
+    into the history then), None when there is none."""
     at = inputs.at
     until = datetime.max
     periods = {cap.period for cap in config.settings.caps}
@@ -135,9 +136,8 @@ def quiet_until(
     # message until this run's message leaves its period.
     single = [cap.period for cap in config.settings.caps if cap.messages == 1]
     taken_until = at + max(single) if single else at
-    later = transactions.loc[pd.to_datetime(transactions["invoiced_at"]) > at, "invoiced_at"]
-    if len(later):
-        until = min(until, pd.Timestamp(later.min()).to_pydatetime())
+    if lines_after is not None:
+        until = min(until, lines_after)
     recency = inputs.customers["recency"].to_numpy(dtype=float)
     for plan in plans:
         campaign, trigger = plan.config, plan.config.trigger

@@ -108,7 +108,7 @@ def suggest_campaigns(config: Config, at: datetime | None = None) -> Suggestions
         shop, _ = ensure_data(engine, config, when)
         features = segment_features(shop, config.segmentation, when)
         ids = assign(model, features, config.segmentation)
-        table = with_lifetime_value(engine, features, shop.transactions, when)
+        table = with_lifetime_value(engine, features, shop, when)
     table = table.assign(segment_id=ids)
     segmented = table[table["segment_id"] != NOT_SEGMENTED]
     channel = next(iter(config.channels))

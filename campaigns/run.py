@@ -39,7 +39,7 @@ from campaigns.segments import (
     assign,
     ensure_model,
     record_membership,
-    segment_features,
+    stored_features,
 )
 from campaigns.summary import RunResult, SummaryRow, notes, summary_rows, would_be
 from campaigns.validate import validate_templates
@@ -95,6 +95,8 @@ class Prepared:
     segment_ids: pd.Series
     model: FittedSegments
     loaded: bool
+    #: The earliest stored transaction line dated after the time prepared for (None: none is).
+    lines_after: datetime | None = None
 
 
 def prepare(
@@ -104,9 +106,13 @@ def prepare(
 
     With ``persist=False`` (dry runs, plans, previews) a newly fitted model is not stored.
     """
-    shop, loaded = ensure_data(engine, config, at, report)
+    shop, loaded = ensure_data(engine, config, at, report, lazy=True)
     report("Building features", 0, None)
-    features = segment_features(shop, config.segmentation, at)
+    # From the store's aggregates, folding in the lines that arrived since the last run; the
+    # transaction log is read only for a run at a time before some stored line.
+    computed = stored_features(engine, shop, config.segmentation, at, loaded)
+    features = computed.table
+    lines_after = None if computed.from_store else _first_line_after(shop.transactions, at)
     report("Segmenting", 0, None)
     model = ensure_model(engine, config.segmentation, features, at, persist=persist)
     segment_ids = assign(model, features, config.segmentation)
@@ -118,8 +124,13 @@ def prepare(
     # Trained personalization models add their scores (propensity, uplift) as traits.
     customers = with_scores(engine, customers)
     # A trained lifetime-value model adds p_alive, expected_purchases_90d, expected_spend, clv_12m.
-    customers = with_lifetime_value(engine, customers, shop.transactions, at)
-    return Prepared(shop, customers, segment_ids, model, loaded)
+    customers = with_lifetime_value(engine, customers, shop, at)
+    return Prepared(shop, customers, segment_ids, model, loaded, lines_after)
+
+
+def _first_line_after(transactions: pd.DataFrame, at: datetime) -> datetime | None:
+    later = transactions.loc[pd.to_datetime(transactions["invoiced_at"]) > at, "invoiced_at"]
+    return pd.Timestamp(later.min()).to_pydatetime() if len(later) else None
 
 
 def plan_run(
@@ -159,7 +170,7 @@ def _run(
             marks(engine, config),
             fingerprint,
             quiet_until(
-                config, inputs, plans, set(ready.shop.customers.columns), ready.shop.transactions
+                config, inputs, plans, set(ready.shop.customers.columns), ready.lines_after
             ),
         )
         if only is None and not dry_run

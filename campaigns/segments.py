@@ -20,12 +20,23 @@ from campaigns.data import ensure_data
 from campaigns.errors import ConfigError, DataError, StoreError
 from campaigns.planner import NOT_SEGMENTED, NOT_SEGMENTED_NAME
 from segmentation import Segmenter, SegmentProfile, profiles_with_names, rfm_features
-from segmentation.features import category_shares
+from segmentation.features import (
+    category_shares,
+    rfm_from_aggregates,
+    shares_from_spend,
+)
 from segmentation.matching import match_segments, migration_matrix
 from segmentation.report import report_data
 from segmentation.traits import trait_features
 from store.bulk import delete_all, insert_frame, read_frame
 from store.engine import opened_store
+from store.features import (
+    FreshLines,
+    category_spend_rows,
+    feature_rows,
+    features_cover,
+    refresh_features,
+)
 from store.frames import ShopData
 from store.tables import SegmentModel
 
@@ -73,16 +84,36 @@ class FittedSegments:
         return segments
 
 
-def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Aggregates:
+    """The store's per-customer aggregates (:mod:`store.features`), in place of the lines."""
+
+    features: pd.DataFrame
+    category_spend: pd.DataFrame | None
+
+
+def segment_features(
+    shop: ShopData,
+    config: SegmentationConfig,
+    at: datetime,
+    aggregates: Aggregates | None = None,
+) -> pd.DataFrame:
     """Every feature the configuration asks for, one row per customer, indexed by customer id.
 
     Always the RFM columns of :func:`segmentation.rfm_features` (templates and profiles use
     them); ``share_<category>`` columns when ``category_shares`` is a feature; and the customer
-    table's traits, derived traits and categorical columns.
+    table's traits, derived traits and categorical columns. With ``aggregates`` (which must
+    cover the history up to ``at``, see :func:`stored_features`) the transaction log is not read.
     """
-    features = rfm_features(shop.transactions, shop.customers, at)
+    shares = "category_shares" in config.features
+    if aggregates is not None:
+        features = rfm_from_aggregates(aggregates.features, shop.customers, at)
+    else:
+        features = rfm_features(shop.transactions, shop.customers, at)
     parts = [features]
-    if "category_shares" in config.features:
+    if shares and aggregates is not None and aggregates.category_spend is not None:
+        parts.append(shares_from_spend(aggregates.category_spend, shop.customers))
+    elif shares:
         parts.append(category_shares(shop.transactions, shop.customers, shop.products, at))
     derived = {name: value for name, value in config.derived.model_dump().items() if value}
     if config.traits or derived or config.categorical:
@@ -99,6 +130,36 @@ def segment_features(shop: ShopData, config: SegmentationConfig, at: datetime) -
             )
         parts.append(traits)
     return pd.concat(parts, axis=1) if len(parts) > 1 else features
+
+
+@dataclass(frozen=True)
+class RunFeatures:
+    """A run's features, and whether they came from the store's aggregates."""
+
+    table: pd.DataFrame
+    #: True when the aggregates covered ``at``; False when the lines were read (a run at a time
+    #: before some stored lines).
+    from_store: bool
+    #: What the refresh of the aggregates did (:class:`store.features.FeatureState`).
+    refresh: str
+
+
+def stored_features(
+    engine: Engine, shop: ShopData, config: SegmentationConfig, at: datetime, loaded: bool
+) -> RunFeatures:
+    """:func:`segment_features` at ``at`` from the store's aggregates, brought up to date first
+    (only the lines that arrived since the last refresh are read; ``loaded``: the shop was
+    loaded just now, and its lines, still in memory, build them). When some stored line is dated
+    after ``at`` the aggregates cannot leave it out: the features come from the lines."""
+    categories = "category_shares" in config.features
+    fresh = FreshLines(shop.transactions, shop.products) if loaded else None
+    state = refresh_features(engine, categories, fresh)
+    if not features_cover(state, at):
+        return RunFeatures(segment_features(shop, config, at), False, state.action)
+    aggregates = Aggregates(
+        feature_rows(engine), category_spend_rows(engine) if categories else None
+    )
+    return RunFeatures(segment_features(shop, config, at, aggregates), True, state.action)
 
 
 def uses_transactions(config: SegmentationConfig) -> bool:

@@ -140,6 +140,66 @@ def rfm_features(transactions: pd.DataFrame, customers: pd.DataFrame, at: dateti
 _NAT = np.iinfo(np.int64).min
 
 
+def rfm_from_aggregates(
+    aggregates: pd.DataFrame, customers: pd.DataFrame, at: datetime
+) -> pd.DataFrame:
+    """:func:`rfm_features` from per-customer aggregates instead of the lines.
+
+    ``aggregates`` has a row per customer with purchases or returns (others may have one with
+    0 orders and missing times): ``customer_id``, ``orders`` (distinct purchase invoices),
+    ``monetary`` (net spend), ``first_order_at`` and ``last_order_at`` (the first and last
+    purchase), as :func:`store.features.feature_rows` reads them; every line they summarise
+    must be dated at or before ``at``. The result is the same table as :func:`rfm_features`
+    over those lines; recency and tenure are computed here, at ``at``. Rows in the customers'
+    order are taken as they are; others are looked up by id.
+    """
+    at_ns = int(_as_utc_naive(at).as_unit("ns").value)
+    ids = pd.Index(customers["customer_id"])
+    n = len(ids)
+    line_ids = aggregates["customer_id"]
+    if len(line_ids) == n and np.array_equal(
+        line_ids.to_numpy(dtype=object), ids.to_numpy(dtype=object)
+    ):
+        rows = np.arange(n)  # one row per customer, in the customers' order: no lookup
+    else:
+        if not ids.is_unique:
+            duplicated = ids[ids.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"customers.customer_id must be unique; repeated: {duplicated}")
+        rows = ids.get_indexer(line_ids)
+    known = rows >= 0
+    rows = rows[known]
+    frequency = np.zeros(n)
+    monetary = np.zeros(n)
+    first = np.full(n, _NAT, dtype=np.int64)
+    last = np.full(n, _NAT, dtype=np.int64)
+    frequency[rows] = aggregates["orders"].to_numpy(dtype=np.float64)[known]
+    monetary[rows] = aggregates["monetary"].to_numpy(dtype=np.float64)[known]
+    first[rows] = _nanoseconds(aggregates["first_order_at"])[known]
+    last[rows] = _nanoseconds(aggregates["last_order_at"])[known]
+    bought = frequency > 0
+
+    signup_ns = _nanoseconds(customers["signup_at"])
+    start = np.where(bought, first, signup_ns)
+    has_signup = signup_ns != _NAT
+    start = np.where(has_signup & (signup_ns < start), signup_ns, start)
+    known_start = bought | has_signup
+    tenure = np.where(known_start, (at_ns - start) / _NS_PER_DAY, 0.0).clip(min=0.0)
+    recency = np.where(bought, (at_ns - last) / _NS_PER_DAY, tenure)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        average = np.where(bought, monetary / frequency, 0.0)
+    return pd.DataFrame(
+        {
+            "recency": recency,
+            "frequency": frequency,
+            "monetary": monetary,
+            "tenure": tenure,
+            "average_order_value": average,
+        },
+        index=pd.Index(ids, name="customer_id"),
+        columns=list(RFM_COLUMNS),
+    )
+
+
 def _distinct_invoices(
     customer: npt.NDArray[np.int64], invoice: npt.NDArray[np.int64], n: int, n_invoices: int
 ) -> npt.NDArray[np.float64]:
@@ -219,6 +279,38 @@ def category_shares(
     total = spend.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = np.where(total > 0, spend / total, 0.0).clip(0.0, 1.0)
+    return pd.DataFrame(
+        shares[:, : len(names)],
+        index=pd.Index(ids, name="customer_id"),
+        columns=[f"share_{name}" for name in names],
+    )
+
+
+def shares_from_spend(spend: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`category_shares` from net spend per customer and category instead of the lines.
+
+    ``spend`` has ``customer_id``, ``category`` (the product's category as stored, ``other``
+    for lines without a known one) and ``spend``, as :func:`store.features.category_spend_rows`
+    reads it; every line it summarises must be dated at or before the time of the features.
+    """
+    ids = pd.Index(customers["customer_id"])
+    slugs = spend["category"].astype(object).map(_slug)
+    codes, categories = pd.factorize(slugs, sort=True)
+    names = [str(c) for c in categories]
+    n, m = len(ids), max(len(names), 1)
+    rows = ids.get_indexer(spend["customer_id"])
+    known = rows >= 0
+    table = np.bincount(
+        rows[known] * m + codes[known],
+        weights=spend["spend"].to_numpy(dtype=np.float64)[known],
+        minlength=n * m,
+    ).reshape(n, m)
+    if "other" in names and not table[:, names.index("other")].any():
+        table = np.delete(table, names.index("other"), axis=1)
+        names.remove("other")
+    total = table.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.where(total > 0, table / total, 0.0).clip(0.0, 1.0)
     return pd.DataFrame(
         shares[:, : len(names)],
         index=pd.Index(ids, name="customer_id"),

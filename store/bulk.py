@@ -54,9 +54,18 @@ def datetime_strings(column: pd.Series) -> pd.Series:
     # numpy formats a million datetimes ~10x faster than strftime; the result is SQLAlchemy's
     # SQLite storage format ("2026-11-23 09:00:00.000000").
     text = np.datetime_as_string(values.to_numpy(dtype="datetime64[us]"), unit="us")
-    out = pd.Series(text, index=column.index).str.replace("T", " ", regex=False).astype(object)
-    out[values.isna()] = None
-    return out
+    known = values.dropna()
+    if len(known) and known.min().year >= 1000 and known.max().year <= 9999:
+        # Four-digit years: every string is 26 characters ("2026-11-23T09:00:00.000000"); put
+        # the space in place of the "T" in all of them at once, as 26 four-byte code points per
+        # row (NaT rows become None below).
+        text = text.astype("<U26")
+        text.view(np.uint32).reshape(len(text), 26)[:, 10] = ord(" ")
+        objects = text.astype(object)
+    else:
+        objects = np.char.replace(text, "T", " ").astype(object)
+    objects[values.isna().to_numpy()] = None
+    return pd.Series(objects, index=column.index, dtype=object)
 
 
 def _json_strings(column: pd.Series) -> pd.Series:
@@ -83,10 +92,29 @@ def prepare_frame(frame: pd.DataFrame, json_columns: Sequence[str] = ()) -> pd.D
     return out
 
 
-def _chunks(frame: pd.DataFrame, size: int, json_columns: Sequence[str]) -> Iterator[pd.DataFrame]:
-    """Prepared slices of ``frame``: memory stays bounded by the chunk, not the table."""
+def _values(column: pd.Series, is_json: bool) -> list[Any]:
+    """A column as plain Python values, as :func:`prepare_frame` makes them (None for missing)."""
+    if is_json:
+        return _json_strings(column).tolist()
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return datetime_strings(column).tolist()
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":
+        return column.tolist()  # numpy integers and booleans have no missing values
+    missing = column.isna().to_numpy()
+    values = column.to_numpy(dtype=object)
+    if missing.any():
+        values = values.copy()  # it may be the column's own (read-only) array
+        values[missing] = None
+    return values.tolist()
+
+
+def _chunks(frame: pd.DataFrame, size: int, json_columns: Sequence[str]) -> Iterator[list[Any]]:
+    """Slices of ``frame`` as rows of plain Python values: memory stays bounded by the chunk,
+    not the table. Built column by column (about twice as fast as row by row)."""
     for start in range(0, len(frame), size):
-        yield prepare_frame(frame.iloc[start : start + size], json_columns)
+        part = frame.iloc[start : start + size]
+        columns = [_values(part[name], name in json_columns) for name in part.columns]
+        yield list(zip(*columns, strict=True))
 
 
 def insert_frame(
@@ -128,6 +156,15 @@ class BulkWriter:
         verb = "TRUNCATE" if self._copy else "DELETE FROM"
         self._cursor.execute(f'{verb} "{table}"')
 
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of a table just bulk-loaded, in the transaction.
+
+        PostgreSQL only: until autovacuum gets to it, the planner takes a freshly loaded table
+        for a small one (a fold of 1,000 new lines took 6 s instead of 0.06 s by scanning the
+        log). SQLite's planner uses an index for an equality without statistics."""
+        if self._copy:
+            self._cursor.execute(f'ANALYZE "{table}"')
+
     def insert(
         self,
         table: str,
@@ -142,14 +179,13 @@ class BulkWriter:
         if self._copy:
             with self._cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
                 for chunk in _chunks(frame, chunk_size, json_columns):
-                    for row in chunk.itertuples(index=False, name=None):
+                    for row in chunk:
                         copy.write_row(row)
         else:
             marks = ", ".join("?" for _ in frame.columns)
             sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
             for chunk in _chunks(frame, chunk_size, json_columns):
-                # prepare_frame made every value a plain Python object or None.
-                self._cursor.executemany(sql, list(chunk.itertuples(index=False, name=None)))
+                self._cursor.executemany(sql, chunk)
         return len(frame)
 
 

@@ -63,6 +63,35 @@ class Transaction(SQLModel, table=True):
     invoiced_at: datetime = Field(sa_type=DateTime)
 
 
+class CustomerFeature(SQLModel, table=True):
+    """A customer's aggregates over the transaction log, kept up to date by
+    :func:`store.features.refresh_features` (lines folded in as they arrive).
+
+    ``orders`` counts distinct purchase invoices, ``monetary`` is net spend (returns and
+    cancellations subtract), the dates are the first and last purchase. Features that depend on
+    the time of a run (recency, tenure) are computed from them when read.
+    """
+
+    __tablename__ = "customer_feature"
+    customer_id: str = Field(primary_key=True)
+    orders: int
+    monetary: float
+    first_order_at: datetime | None = Field(default=None, sa_type=DateTime)
+    last_order_at: datetime | None = Field(default=None, sa_type=DateTime)
+    #: The latest line of any kind (returns included).
+    last_line_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class CustomerCategorySpend(SQLModel, table=True):
+    """A customer's net spend per product category (the product's category as stored, "other"
+    for lines without a known one), kept with :class:`CustomerFeature`."""
+
+    __tablename__ = "customer_category_spend"
+    customer_id: str = Field(primary_key=True)
+    category: str = Field(primary_key=True)
+    spend: float
+
+
 class SegmentModel(SQLModel, table=True):
     """A fitted segmentation model, versioned; the newest version assigns customers."""
 

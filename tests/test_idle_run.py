@@ -142,3 +142,49 @@ def test_the_summary_says_nothing_was_due(ran: Config) -> None:
     )
     assert "- winback: nothing new since the last run" in lines
     assert lines[-1] == "Nothing new to send."
+
+
+def _reads_the_log(statements: list[str]) -> list[str]:
+    """Statements that read transaction lines other than by id range or the id mark."""
+    return [
+        s
+        for s in statements
+        if "transaction_line" in s
+        and "max(" not in s.lower()
+        and "id >" not in s
+        and not s.lstrip().upper().startswith(("INSERT", "DELETE"))
+    ]
+
+
+def test_a_run_with_something_due_reads_no_transaction_log(
+    ran: Config, statements: list[str]
+) -> None:
+    """Features come from the store's aggregates: only lines that arrived since the last run
+    are read (by id), to be folded in."""
+    with opened_store(ran.store.url, ran.root) as engine, engine.begin() as connection:
+        customer = connection.execute(text("SELECT min(customer_id) FROM customer")).scalar()
+        connection.execute(
+            text(
+                "INSERT INTO customer_event (customer_id, event, occurred_at) "
+                "VALUES (:c, 'cart_abandoned', :t)"
+            ),
+            {"c": customer, "t": AT + timedelta(hours=2)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO transaction_line (invoice, customer_id, product_id, quantity, "
+                "unit_price, invoiced_at) VALUES ('late-1', :c, 'p', 1, 10.0, :t)"
+            ),
+            {"c": customer, "t": AT + timedelta(hours=1)},
+        )
+    statements.clear()
+    result = run_campaigns(ran, at=AT + timedelta(hours=3))
+    assert result.nothing_due is None
+    assert any(r.campaign == "cart-reminder" and r.status == DUE for r in result.rows)
+    assert not _reads_the_log(statements), _reads_the_log(statements)
+    assert any("transaction_line" in s and "id >" in s for s in statements)
+    # A run at a time before the new line cannot use the aggregates: it reads the lines.
+    statements.clear()
+    with opened_store(ran.store.url, ran.root) as engine:
+        prepare(engine, ran, AT + timedelta(minutes=30), persist=False)
+    assert _reads_the_log(statements)

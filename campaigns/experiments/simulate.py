@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from campaigns.errors import DataError
 from campaigns.experiments.spec import HOLDOUT, ExperimentSpec
 from store.bulk import insert_frame, read_frame
+from store.features import forget_features
 from store.sources.demo import simulate_conversions
 
 
@@ -72,4 +73,6 @@ def simulate_responses(engine: Engine, spec: ExperimentSpec, seed: int = 0) -> i
             text("DELETE FROM transaction_line WHERE invoice LIKE :p"),
             {"p": _prefix(spec) + "%"},
         )
+        # The store's feature aggregates cannot take deleted lines back: rebuilt next time.
+        forget_features(connection)
     return insert_frame(engine, "transaction_line", purchases)

@@ -19,6 +19,7 @@ from campaigns.personalization.clv.model import (
 from campaigns.personalization.errors import PersonalizationError
 from campaigns.personalization.models_store import latest_model, save_model
 from store.engine import opened_store
+from store.frames import ShopData
 
 
 def train_clv_model(
@@ -59,14 +60,14 @@ def train_clv_model(
 
 
 def with_lifetime_value(
-    engine: Engine, customers: pd.DataFrame, transactions: pd.DataFrame, at: datetime
+    engine: Engine, customers: pd.DataFrame, shop: ShopData, at: datetime
 ) -> pd.DataFrame:
     """``customers`` (indexed by customer id) plus the lifetime-value columns of the newest
-    stored model, computed from the purchases up to ``at``; missing for customers without one.
-    Unchanged when no model is stored."""
+    stored model, computed from the shop's purchases up to ``at``; missing for customers
+    without one. Unchanged when no model is stored (and then the transaction log is not read)."""
     stored = latest_model(engine, "clv")
     if stored is None:
         return customers
     model: ClvModel = stored.model
-    values = model.columns(transactions, at).reindex(customers.index)
+    values = model.columns(shop.transactions, at).reindex(customers.index)
     return customers.assign(**{c: values[c].to_numpy() for c in COLUMNS})
