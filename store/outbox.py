@@ -197,32 +197,46 @@ def claim(
     PostgreSQL: the rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent workers take
     different batches. SQLite has no row locks; its single writer makes the UPDATE atomic.
     """
-    skip_locked = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
     token = f"{worker}#{uuid.uuid4().hex[:8]}"
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE message SET status = 'sending', claimed_by = :token, "
-                "claimed_until = :until, attempts = attempts + 1 "
-                "WHERE id IN (SELECT id FROM message WHERE channel = :channel AND "
-                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :due)) "
-                "OR (status = 'sending' AND claimed_until < :now)) "
-                f"ORDER BY id LIMIT :limit{skip_locked})"
-            ),
-            {
-                "token": token,
-                "until": time_param(now + lease),
-                "channel": channel,
-                "now": time_param(now),
-                "due": time_param(due_by or now),
-                "limit": limit,
-            },
+    params = {
+        "token": token,
+        "until": time_param(now + lease),
+        "channel": channel,
+        "now": time_param(now),
+        "due": time_param(due_by or now),
+        "limit": limit,
+    }
+    # One statement per batch: the claim returns the claimed rows (no second read by token).
+    if engine.dialect.name == "postgresql":
+        sql = (
+            f"WITH picked AS (SELECT id FROM message WHERE {_DELIVERABLE} "
+            "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+            f"UPDATE message m SET {_CLAIM_SET} FROM picked WHERE m.id = picked.id RETURNING m.*"
         )
-    return read_frame(
-        engine,
-        "SELECT * FROM message WHERE claimed_by = :token AND status = 'sending' ORDER BY id",
-        params={"token": token},
-    )
+    else:
+        sql = (
+            f"UPDATE message SET {_CLAIM_SET} WHERE id IN (SELECT id FROM message "
+            f"WHERE {_DELIVERABLE} ORDER BY id LIMIT :limit) RETURNING *"
+        )
+    with engine.begin() as connection:
+        result = connection.execute(text(sql), params)
+        columns = list(result.keys())
+        rows = result.fetchall()
+    batch = pd.DataFrame.from_records(rows, columns=columns)
+    return batch.sort_values("id", ignore_index=True)
+
+
+#: Deliverable messages of ``:channel``: queued and due, or sending under a lapsed lease. The
+#: first term lets the partial index on deliverable messages serve the query.
+_DELIVERABLE = (
+    "status IN ('queued', 'sending') AND channel = :channel AND "
+    "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :due)) "
+    "OR (status = 'sending' AND claimed_until < :now))"
+)
+
+_CLAIM_SET = (
+    "status = 'sending', claimed_by = :token, claimed_until = :until, attempts = attempts + 1"
+)
 
 
 def withhold_suppressed(
@@ -301,9 +315,7 @@ def has_deliverable(
     with engine.connect() as connection:
         found = connection.execute(
             text(
-                "SELECT 1 FROM message WHERE channel = :channel AND "
-                "((status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :due)) "
-                "OR (status = 'sending' AND claimed_until < :now)) LIMIT 1"
+                f"SELECT 1 FROM message WHERE {_DELIVERABLE} LIMIT 1"
             ),
             {"channel": channel, "now": time_param(now), "due": time_param(due_by or now)},
         ).first()
