@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -12,15 +11,16 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from campaigns.engagement.links import Tracker, strip_marks
+from campaigns.engagement.links import Tracker
 from campaigns.engagement.tokens import message_ref
-from campaigns.errors import RenderBudgetError, RenderFailuresError, TemplateCheckError
+from campaigns.errors import RenderBudgetError, RenderFailuresError
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
 from campaigns.planner import CampaignPlan
+from campaigns.rendering import Parallel, RenderJob, render_messages
 from store import outbox
-from templates import MessageTemplate, build_context
+from templates import MessageTemplate
 
 if TYPE_CHECKING:
     from campaigns.personalization.for_templates import RunRecommendations
@@ -107,6 +107,7 @@ def compose(
     recommendations: RunRecommendations | None = None,
     budget: RunRenderBudget | None = None,
     tracker: Tracker | None = None,
+    parallel: Parallel | None = None,
 ) -> pd.DataFrame:
     """Render the messages of a due plan whose keys are not in ``skip_keys``.
 
@@ -123,6 +124,8 @@ def compose(
     :param tracker: with ``[tracking]``: signed unsubscribe URLs and ``List-Unsubscribe``
         headers for every message, and tracked links and an open pixel for campaigns with
         ``track_links``
+    :param parallel: how to spread rendering over processes (:mod:`campaigns.rendering`);
+        None renders in this process
 
     A message whose template fails for its customer (a filter given a missing value, a budget
     exceeded) does not stop the others: its row has status :data:`RENDER_FAILED`, empty parts
@@ -188,70 +191,25 @@ def compose(
         else None,
     }
     refs = [message_ref(k) for k in keys]
-    subjects: list[str] = []
-    texts: list[str] = []
-    htmls: list[str | None] = []
-    headers: list[str | None] = []
-    links: list[str | None] = []
-    errors: list[str | None] = []
-    failures: list[tuple[str, str]] = []
-    for done, (record, segment_id, variant, ref) in enumerate(
-        zip(records, selected["segment_id"], variants, refs, strict=True), start=1
-    ):
-        context = build_context(
-            customer=record,
-            segment=segments[int(segment_id)],
-            campaign=campaign,
-            now=at,
-            unsubscribe_url=(
-                tracker.unsubscribe_url(ref)
-                if tracker is not None
-                else unsubscribe_url(unsubscribe_base, str(record["customer_id"]), plan.name)
-            ),
-            variant=contexts[variant],
-            recommendations=shown.get(str(record["customer_id"]), ()),
-        )
-        try:
-            if tracker is not None and track_links:
-                tracker.begin(ref, plan.name, variant)
-                message = compiled[variant].render(context)
-                text, html = tracker.finish(message, templates[variant], context)
-            else:
-                message = templates[variant].render(context)
-        except TemplateCheckError as exc:
-            subjects.append("")
-            texts.append("")
-            htmls.append(None)
-            headers.append(None)
-            links.append(None)
-            errors.append(str(exc))
-            failures.append((str(record["customer_id"]), str(exc)))
-            if budget is not None:
-                budget.check_failures(plan.name, failures, len(keys))
-        else:
-            subjects.append(message.subject)
-            extra = message.headers
-            if tracker is not None and track_links:
-                texts.append(text)
-                htmls.append(html)
-                links.append(tracker.message_links_json())
-            else:
-                texts.append(strip_marks(message.text))
-                htmls.append(strip_marks(message.html) if message.html is not None else None)
-                links.append(None)
-            if tracker is None:
-                headers.append(json.dumps(extra) if extra else None)
-            elif extra:
-                headers.append(json.dumps({**tracker.headers(ref), **extra}))
-            else:
-                headers.append(tracker.headers_json(ref))
-            errors.append(None)
-        if budget is not None and done % 100 == 0:
-            budget.check_time(plan.name, done, len(keys))
-        if on_progress is not None and done % 1000 == 0:
-            on_progress(1000)
-    if on_progress is not None:
-        on_progress(len(keys) % 1000)
+    job = RenderJob(
+        campaign_name=plan.name,
+        records=records,
+        segment_ids=selected["segment_id"].astype(int).tolist(),
+        variants=variants,
+        refs=refs,
+        segments=segments,
+        campaign=campaign,
+        at=at,
+        unsubscribe_url=lambda customer: unsubscribe_url(unsubscribe_base, customer, plan.name),
+        contexts=contexts,
+        recommendations=shown,
+        templates=templates,
+        compiled=compiled,
+        tracker=tracker,
+        track_links=track_links,
+        budget=budget,
+    )
+    out = render_messages(job, parallel, on_progress)
     ids = selected["customer_id"].astype(str).to_numpy()
     later = (
         deferred.reindex(ids).to_numpy()
@@ -269,16 +227,16 @@ def compose(
             "variant": variants,
             "channel": plan.config.channel,
             "recipient": [r.get("email") for r in records],
-            "subject": subjects,
-            "body_text": texts,
-            "body_html": htmls,
+            "subject": out.subjects,
+            "body_text": out.texts,
+            "body_html": out.htmls,
             "created_at": pd.Timestamp(at),
             "next_attempt_at": later,
-            "headers": headers,
-            "last_error": errors,
+            "headers": out.headers,
+            "last_error": out.errors,
             "ref": refs,
             "topic": plan.config.topic,
-            "links": links,
+            "links": out.links,
         },
         columns=list(OUTBOX_COLUMNS),
     )

@@ -33,6 +33,7 @@ from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
 from campaigns.planner import DUE, NOT_SEGMENTED, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
+from campaigns.rendering import Parallel
 from campaigns.run_records import heartbeat, start_run
 from campaigns.segments import (
     FittedSegments,
@@ -285,6 +286,7 @@ def compose_plans(
     report("Rendering", 0, total_selected)
     limits = config.settings.limits
     budget = RunRenderBudget(limits.run_render_seconds, limits.max_render_failure_share)
+    parallel = Parallel(config.settings.render_processes, config.settings.render_chunk_size)
     composed = Composed()
     # Signed unsubscribe links and tracked links need the secret: a missing one stops the run
     # before anything is rendered.
@@ -311,6 +313,7 @@ def compose_plans(
             recommendations=recommendations,
             budget=budget,
             tracker=tracker,
+            parallel=parallel,
         )
     return composed
 

@@ -222,7 +222,9 @@ def claim(
         result = connection.execute(text(sql), params)
         columns = list(result.keys())
         rows = result.fetchall()
-    batch = pd.DataFrame.from_records(rows, columns=columns)
+    # Column by column: much faster than a frame from a million Row objects.
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    batch = pd.DataFrame({name: list(column) for name, column in zip(columns, values, strict=True)})
     return batch.sort_values("id", ignore_index=True)
 
 
@@ -314,9 +316,7 @@ def has_deliverable(
     """Whether :func:`claim` would find anything for ``channel`` at ``now`` (and ``due_by``)."""
     with engine.connect() as connection:
         found = connection.execute(
-            text(
-                f"SELECT 1 FROM message WHERE {_DELIVERABLE} LIMIT 1"
-            ),
+            text(f"SELECT 1 FROM message WHERE {_DELIVERABLE} LIMIT 1"),
             {"channel": channel, "now": time_param(now), "due": time_param(due_by or now)},
         ).first()
     return found is not None
