@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from campaigns.engagement.links import Tracker, strip_marks
 from campaigns.errors import TemplateCheckError
 from templates import MessageTemplate, build_context
@@ -66,13 +68,31 @@ class Parallel:
         return max(1, min(wanted, chunks))
 
 
+#: Customer columns that are bookkeeping, not traits, and stay out of the template context.
+_HIDDEN = frozenset({"segment_id"})
+
+
+def customer_records(customers: pd.DataFrame, ids: pd.Series | Any) -> list[dict[str, Any]]:
+    """The template view of some customers: plain Python values, None for missing ones.
+
+    Cleaning whole columns at once is what keeps rendering fast; nothing is converted per value.
+    """
+    columns = [str(c) for c in customers.columns if c not in _HIDDEN]
+    frame = customers.loc[ids.to_numpy() if isinstance(ids, pd.Series) else ids, columns]
+    frame = frame.astype(object).where(frame.notna(), None)
+    values = [frame[c].tolist() for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
 @dataclass
 class RenderJob:
     """Everything needed to render one campaign's messages; item ``i`` of each sequence is the
-    ``i``-th message's."""
+    ``i``-th message's. Customers' template records are built a chunk at a time from
+    ``customers`` (indexed by customer id), so that they never exist for the whole audience."""
 
     campaign_name: str
-    records: Sequence[dict[str, Any]]
+    customers: pd.DataFrame
+    customer_ids: Any  # an array of customer ids, the index values of ``customers``
     segment_ids: Sequence[int]
     variants: Sequence[str | None]
     refs: Sequence[str]
@@ -89,13 +109,14 @@ class RenderJob:
     budget: RunRenderBudget | None
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.customer_ids)
 
 
 @dataclass
 class Rendered:
     """Rendered columns of a run of consecutive messages, and their failures (customer, error)."""
 
+    recipients: list[str | None] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     htmls: list[str | None] = field(default_factory=list)
@@ -105,6 +126,7 @@ class Rendered:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def extend(self, other: Rendered) -> None:
+        self.recipients += other.recipients
         self.subjects += other.subjects
         self.texts += other.texts
         self.htmls += other.htmls
@@ -114,25 +136,50 @@ class Rendered:
         self.failures += other.failures
 
 
+def render_chunks(
+    job: RenderJob,
+    parallel: Parallel | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, int, Rendered]]:
+    """Render every message of ``job`` in order, here or in a pool (see the module docstring):
+    ``(start, stop, rendered)`` per chunk of ``parallel.chunk_size`` messages (one chunk when
+    ``parallel`` is None). The run's failure share and deadline are checked after each chunk."""
+    total = len(job)
+    if parallel is None:
+        yield 0, total, render_range(job, 0, total, on_progress)
+        return
+    bounds = [
+        (start, min(start + parallel.chunk_size, total))
+        for start in range(0, total, parallel.chunk_size)
+    ]
+    workers = parallel.workers(total)
+    chunks = (
+        (render_range(job, start, stop, on_progress) for start, stop in bounds)
+        if workers == 1
+        else _pooled(job, workers, bounds)
+    )
+    failures: list[tuple[str, str]] = []
+    done = 0
+    for (start, stop), chunk in zip(bounds, chunks, strict=True):
+        failures += chunk.failures
+        done = stop
+        if job.budget is not None:
+            job.budget.check_failures(job.campaign_name, failures, total)
+            job.budget.check_time(job.campaign_name, done, total)
+        if on_progress is not None and workers > 1:
+            on_progress(stop - start)
+        yield start, stop, chunk
+
+
 def render_messages(
     job: RenderJob,
     parallel: Parallel | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Rendered:
-    """Render every message of ``job`` in order, here or in a pool (see the module docstring)."""
-    total = len(job)
-    setting = parallel or Parallel(processes=1)
-    workers = setting.workers(total)
-    if workers == 1:
-        return render_range(job, 0, total, on_progress)
+    """All of :func:`render_chunks` as one :class:`Rendered`."""
     out = Rendered()
-    for chunk in _pooled(job, workers, setting.chunk_size):
+    for _start, _stop, chunk in render_chunks(job, parallel, on_progress):
         out.extend(chunk)
-        if job.budget is not None:
-            job.budget.check_failures(job.campaign_name, out.failures, total)
-            job.budget.check_time(job.campaign_name, len(out.errors), total)
-        if on_progress is not None:
-            on_progress(len(chunk.errors))
     return out
 
 
@@ -145,10 +192,8 @@ def _render_chunk(bounds: tuple[int, int]) -> Rendered:
     return render_range(_JOB, *bounds)
 
 
-def _pooled(job: RenderJob, workers: int, chunk_size: int) -> Iterator[Rendered]:
+def _pooled(job: RenderJob, workers: int, bounds: list[tuple[int, int]]) -> Iterator[Rendered]:
     global _JOB
-    total = len(job)
-    bounds = [(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)]
     _JOB = job
     try:
         # Python 3.12+ warns that forking a process with threads (a run's heartbeat) may copy a
@@ -173,8 +218,10 @@ def render_range(
     out = Rendered()
     tracker, track_links, budget = job.tracker, job.track_links, job.budget
     total = len(job)
-    for done, index in enumerate(range(start, stop), start=1):
-        record, variant, ref = job.records[index], job.variants[index], job.refs[index]
+    records = customer_records(job.customers, job.customer_ids[start:stop])
+    out.recipients = [r.get("email") for r in records]
+    for done, (index, record) in enumerate(zip(range(start, stop), records, strict=True), start=1):
+        variant, ref = job.variants[index], job.refs[index]
         customer_id = str(record["customer_id"])
         context = build_context(
             customer=record,

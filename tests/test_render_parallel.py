@@ -22,7 +22,9 @@ def _messages(tmp_path: Path, settings: str, template: str = INCOME) -> pd.DataF
     config = workspace(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", template, settings)
     result = run_campaigns(config, at=AT, dry_run=True)
     frames = [m.assign(campaign=name) for name, m in sorted(result.messages.items())]
-    return pd.concat(frames, ignore_index=True)
+    messages = pd.concat(frames, ignore_index=True)
+    # Missing values as None (chunks concatenated may hold NaN; the outbox stores NULL either way).
+    return messages.astype(object).where(messages.notna(), None)
 
 
 def test_a_pool_renders_what_the_run_renders_in_process(
