@@ -1,14 +1,14 @@
 """Rendering a campaign's messages, in this process or on every core in bounded chunks.
 
-:func:`render_messages` renders the customers of one campaign in order and returns the outbox
-columns it produced. Small audiences (fewer than :data:`PARALLEL_FROM` messages) and
-``render_processes = 1`` render here. Larger ones are cut into chunks of
-``render_chunk_size`` customers, rendered by a pool of ``render_processes`` worker processes and
-gathered in order as each chunk comes back, so that at most the pool's chunks in flight exist
-twice (as pickled results and as rows).
+:func:`render_chunks` renders the customers of one campaign in order and yields the outbox
+columns it produced, chunk by chunk (``render_chunk_size`` customers each). Small audiences
+(fewer than :data:`PARALLEL_FROM` messages) and ``render_processes = 1`` render here; larger ones
+are rendered by a pool of ``render_processes`` worker processes and gathered in order as each
+chunk comes back. At most two chunks per worker are in flight, and a customer's template record
+is built only for its chunk, so memory follows the chunk size, not the audience.
 
 Workers are forked (Linux's default start method): a worker inherits the job (compiled templates,
-customer records, recommendations, the tracker) from the parent at the moment the pool starts,
+the customer table, recommendations, the tracker) from the parent at the moment the pool starts,
 and only index ranges go out and rendered strings come back. Nothing in a worker touches the
 store. One customer whose template fails is one ``render_failed`` row, as in-process; the run's
 budgets still hold: a worker checks the run's deadline every 100 messages and stops when its own
@@ -21,10 +21,12 @@ import json
 import multiprocessing
 import os
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -171,24 +173,12 @@ def render_chunks(
         yield start, stop, chunk
 
 
-def render_messages(
-    job: RenderJob,
-    parallel: Parallel | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> Rendered:
-    """All of :func:`render_chunks` as one :class:`Rendered`."""
-    out = Rendered()
-    for _start, _stop, chunk in render_chunks(job, parallel, on_progress):
-        out.extend(chunk)
-    return out
-
-
 #: The job a forked worker renders from (set in the parent just before the pool forks).
 _JOB: RenderJob | None = None
 
 
 def _render_chunk(bounds: tuple[int, int]) -> Rendered:
-    assert _JOB is not None, "a render worker runs only in a pool started by render_messages"
+    assert _JOB is not None, "a render worker runs only in a pool started by render_chunks"
     return render_range(_JOB, *bounds)
 
 
@@ -202,9 +192,17 @@ def _pooled(job: RenderJob, workers: int, bounds: list[tuple[int, int]]) -> Iter
             warnings.simplefilter("ignore", DeprecationWarning)
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
             # With fork, the pool starts all its workers at the first submit: now, with _JOB set.
-            results = pool.map(_render_chunk, bounds)
+            # At most two chunks per worker are in flight, so finished chunks never pile up
+            # while the run writes earlier ones.
+            ahead = iter(bounds)
+            pending = deque(pool.submit(_render_chunk, b) for b in islice(ahead, 2 * workers))
         try:
-            yield from results
+            while pending:
+                chunk = pending.popleft().result()
+                following = next(ahead, None)
+                if following is not None:
+                    pending.append(pool.submit(_render_chunk, following))
+                yield chunk
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     finally:
