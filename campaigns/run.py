@@ -36,7 +36,7 @@ from campaigns.personalization.scoring import with_scores
 from campaigns.planner import DUE, NOT_SEGMENTED, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
 from campaigns.rendering import Parallel
-from campaigns.run_records import heartbeat, start_run
+from campaigns.run_records import heartbeat, held_alive, start_run
 from campaigns.segments import (
     FittedSegments,
     assign,
@@ -373,7 +373,14 @@ def _compose_into_outbox(
             record_campaign_exposures(engine, arm, plan.selected["customer_id"], at)
     added: Counter[str] = Counter()
     held: Counter[str] = Counter()
-    with outbox.writing(engine) as writer:
+    # SQLite has one writer: while the run's transaction is open, its heartbeat cannot write.
+    # Rendering is bounded by run_render_seconds, so the run stays alive that long (and ten
+    # minutes more for the writes) without beats.
+    seconds = config.settings.limits.run_render_seconds + 600
+    with (
+        held_alive(engine, run_id, seconds) if engine.dialect.name == "sqlite" else nullcontext(),
+        outbox.writing(engine) as writer,
+    ):
 
         def write(campaign: str, rows: pd.DataFrame) -> None:
             added[campaign] += writer.write(rows)

@@ -4,15 +4,19 @@ the same per-customer failures and the same budgets as rendering in the run's ow
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from campaigns import rendering
 from campaigns.errors import RenderFailuresError
 from campaigns.rendering import Parallel
 from campaigns.run import run_campaigns
+from campaigns.run_records import held_alive, start_run
+from store.engine import open_store
 from tests.test_render_isolation import AT, INCOME, stored, workspace
 
 POOL = "render_processes = 2\nrender_chunk_size = 37"
@@ -80,3 +84,20 @@ def test_every_core_by_default() -> None:
     assert Parallel().workers(1_000_000) == min(
         len(os.sched_getaffinity(0)), -(-1_000_000 // 20_000)
     )
+
+
+def test_a_run_writing_its_messages_stays_alive_on_sqlite(tmp_path: Path) -> None:
+    """While a run's one transaction holds SQLite's write lock its heartbeat cannot write: the
+    run's alive_until is set ahead by its render budget first, so it never looks dead."""
+    engine = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        run_id, _ = start_run(engine, AT, "cfg")
+        before = datetime.now(UTC).replace(tzinfo=None)
+        with held_alive(engine, run_id, 3600), engine.connect() as connection:
+            until = connection.execute(
+                text("SELECT alive_until FROM campaign_run WHERE id = :id"), {"id": run_id}
+            ).scalar_one()
+        ahead = datetime.fromisoformat(str(until)) - before
+        assert timedelta(minutes=59) < ahead <= timedelta(hours=1, seconds=5)
+    finally:
+        engine.dispose()
