@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import TemplateSyntaxError, meta
 
-from campaigns.compose import customer_records, unsubscribe_url
+from campaigns.compose import unsubscribe_url
 from campaigns.conditions import ConditionError
 from campaigns.config.schema import Config, DemoSource
 from campaigns.engagement.tokens import load_keys
@@ -21,6 +21,7 @@ from campaigns.forecast import planned_ahead, simulate
 from campaigns.inputs import gather_inputs
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
+from campaigns.rendering import customer_records
 from campaigns.run import prepare
 from campaigns.validate import declared_columns, validate_templates
 from segmentation import RFM_COLUMNS

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -12,21 +11,19 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from campaigns.engagement.links import Tracker, strip_marks
+from campaigns.engagement.links import Tracker
 from campaigns.engagement.tokens import message_ref
-from campaigns.errors import RenderBudgetError, RenderFailuresError, TemplateCheckError
+from campaigns.errors import RenderBudgetError, RenderFailuresError
 from campaigns.experiments.sending import CampaignArms, variant_context
 from campaigns.experiments.spec import HOLDOUT, template_for
 from campaigns.keys import idempotency_key
 from campaigns.planner import CampaignPlan
+from campaigns.rendering import Parallel, RenderJob, render_chunks
 from store import outbox
-from templates import MessageTemplate, build_context
+from templates import MessageTemplate
 
 if TYPE_CHECKING:
     from campaigns.personalization.for_templates import RunRecommendations
-
-#: Customer columns that are bookkeeping, not traits, and stay out of the template context.
-_HIDDEN = frozenset({"segment_id"})
 
 #: Columns of the frame :func:`compose` returns: the outbox's, less the attempt count.
 OUTBOX_COLUMNS = tuple(c for c in outbox.MESSAGE_COLUMNS if c != "attempts")
@@ -80,18 +77,6 @@ def unsubscribe_url(base: str, customer_id: str, campaign: str) -> str:
     return f"{base}?customer={safe_id}&campaign={safe_campaign}"
 
 
-def customer_records(customers: pd.DataFrame, ids: pd.Series) -> list[dict[str, Any]]:
-    """The template view of some customers: plain Python values, None for missing ones.
-
-    Cleaning whole columns at once is what keeps rendering fast; nothing is converted per value.
-    """
-    columns = [str(c) for c in customers.columns if c not in _HIDDEN]
-    frame = customers.loc[ids.to_numpy(), columns]
-    frame = frame.astype(object).where(frame.notna(), None)
-    values = [frame[c].tolist() for c in columns]
-    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
-
-
 def compose(
     plan: CampaignPlan,
     customers: pd.DataFrame,
@@ -107,8 +92,57 @@ def compose(
     recommendations: RunRecommendations | None = None,
     budget: RunRenderBudget | None = None,
     tracker: Tracker | None = None,
+    parallel: Parallel | None = None,
 ) -> pd.DataFrame:
-    """Render the messages of a due plan whose keys are not in ``skip_keys``.
+    """Render the messages of a due plan whose keys are not in ``skip_keys``, as one frame.
+
+    The parameters are :func:`compose_chunks`'s.
+    """
+    chunks = list(
+        compose_chunks(
+            plan,
+            customers,
+            segments,
+            env,
+            at,
+            run_id,
+            unsubscribe_base,
+            skip_keys,
+            deferred=deferred,
+            on_progress=on_progress,
+            arms=arms,
+            recommendations=recommendations,
+            budget=budget,
+            tracker=tracker,
+            parallel=parallel,
+        )
+    )
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def compose_chunks(
+    plan: CampaignPlan,
+    customers: pd.DataFrame,
+    segments: Mapping[int, Mapping[str, Any]],
+    env: ImmutableSandboxedEnvironment,
+    at: datetime,
+    run_id: int,
+    unsubscribe_base: str,
+    skip_keys: set[str],
+    deferred: pd.Series | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    arms: CampaignArms | None = None,
+    recommendations: RunRecommendations | None = None,
+    budget: RunRenderBudget | None = None,
+    tracker: Tracker | None = None,
+    parallel: Parallel | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Render the messages of a due plan whose keys are not in ``skip_keys``, chunk by chunk.
+
+    Yields outbox rows in order, at most ``parallel.chunk_size`` messages at a time (one frame
+    when ``parallel`` is None), then the holdout's placeholders; at least one frame, perhaps
+    empty. A run writes each chunk to the outbox as it comes, so memory follows the chunk size,
+    not the audience.
 
     :param customers: the run's customer table indexed by ``customer_id`` (traits, features)
     :param segments: segment id to what templates see as ``segment``
@@ -123,6 +157,8 @@ def compose(
     :param tracker: with ``[tracking]``: signed unsubscribe URLs and ``List-Unsubscribe``
         headers for every message, and tracked links and an open pixel for campaigns with
         ``track_links``
+    :param parallel: how to spread rendering over processes (:mod:`campaigns.rendering`);
+        None renders in this process
 
     A message whose template fails for its customer (a filter given a missing value, a budget
     exceeded) does not stop the others: its row has status :data:`RENDER_FAILED`, empty parts
@@ -171,7 +207,6 @@ def compose(
         else templates
     )
     contexts = {v: variant_context(plan.config, v) for v in templates}
-    records = customer_records(customers, selected["customer_id"])
     shown = (
         recommendations.for_campaign(
             plan.config.recommendations, selected["customer_id"].astype(str).tolist()
@@ -188,107 +223,65 @@ def compose(
         else None,
     }
     refs = [message_ref(k) for k in keys]
-    subjects: list[str] = []
-    texts: list[str] = []
-    htmls: list[str | None] = []
-    headers: list[str | None] = []
-    links: list[str | None] = []
-    errors: list[str | None] = []
-    failures: list[tuple[str, str]] = []
-    for done, (record, segment_id, variant, ref) in enumerate(
-        zip(records, selected["segment_id"], variants, refs, strict=True), start=1
-    ):
-        context = build_context(
-            customer=record,
-            segment=segments[int(segment_id)],
-            campaign=campaign,
-            now=at,
-            unsubscribe_url=(
-                tracker.unsubscribe_url(ref)
-                if tracker is not None
-                else unsubscribe_url(unsubscribe_base, str(record["customer_id"]), plan.name)
-            ),
-            variant=contexts[variant],
-            recommendations=shown.get(str(record["customer_id"]), ()),
-        )
-        try:
-            if tracker is not None and track_links:
-                tracker.begin(ref, plan.name, variant)
-                message = compiled[variant].render(context)
-                text, html = tracker.finish(message, templates[variant], context)
-            else:
-                message = templates[variant].render(context)
-        except TemplateCheckError as exc:
-            subjects.append("")
-            texts.append("")
-            htmls.append(None)
-            headers.append(None)
-            links.append(None)
-            errors.append(str(exc))
-            failures.append((str(record["customer_id"]), str(exc)))
-            if budget is not None:
-                budget.check_failures(plan.name, failures, len(keys))
-        else:
-            subjects.append(message.subject)
-            extra = message.headers
-            if tracker is not None and track_links:
-                texts.append(text)
-                htmls.append(html)
-                links.append(tracker.message_links_json())
-            else:
-                texts.append(strip_marks(message.text))
-                htmls.append(strip_marks(message.html) if message.html is not None else None)
-                links.append(None)
-            if tracker is None:
-                headers.append(json.dumps(extra) if extra else None)
-            elif extra:
-                headers.append(json.dumps({**tracker.headers(ref), **extra}))
-            else:
-                headers.append(tracker.headers_json(ref))
-            errors.append(None)
-        if budget is not None and done % 100 == 0:
-            budget.check_time(plan.name, done, len(keys))
-        if on_progress is not None and done % 1000 == 0:
-            on_progress(1000)
-    if on_progress is not None:
-        on_progress(len(keys) % 1000)
+    job = RenderJob(
+        campaign_name=plan.name,
+        customers=customers,
+        customer_ids=selected["customer_id"].to_numpy(),
+        segment_ids=selected["segment_id"].astype(int).tolist(),
+        variants=variants,
+        refs=refs,
+        segments=segments,
+        campaign=campaign,
+        at=at,
+        unsubscribe_url=lambda customer: unsubscribe_url(unsubscribe_base, customer, plan.name),
+        contexts=contexts,
+        recommendations=shown,
+        templates=templates,
+        compiled=compiled,
+        tracker=tracker,
+        track_links=track_links,
+        budget=budget,
+    )
     ids = selected["customer_id"].astype(str).to_numpy()
     later = (
         deferred.reindex(ids).to_numpy()
         if deferred is not None
         else pd.Series(pd.NaT, index=range(len(ids)), dtype="datetime64[ns]").to_numpy()
     )
-    messages = pd.DataFrame(
-        {
-            "idempotency_key": keys,
-            "run_id": run_id,
-            "campaign": plan.name,
-            "window": selected["window"].astype(str).to_numpy(),
-            "customer_id": ids,
-            "segment_id": selected["segment_id"].astype(int).to_numpy(),
-            "variant": variants,
-            "channel": plan.config.channel,
-            "recipient": [r.get("email") for r in records],
-            "subject": subjects,
-            "body_text": texts,
-            "body_html": htmls,
-            "created_at": pd.Timestamp(at),
-            "next_attempt_at": later,
-            "headers": headers,
-            "last_error": errors,
-            "ref": refs,
-            "topic": plan.config.topic,
-            "links": links,
-        },
-        columns=list(OUTBOX_COLUMNS),
-    )
-    failed = messages["last_error"].notna()
-    messages["status"] = "queued"
-    if failed.any():
-        messages.loc[failed, "status"] = RENDER_FAILED
-        messages.loc[failed, "next_attempt_at"] = pd.NaT
+    windows = selected["window"].astype(str).to_numpy()
+    segment_ids = selected["segment_id"].astype(int).to_numpy()
+    yielded = False
+    for start, stop, out in render_chunks(job, parallel, on_progress):
+        messages = pd.DataFrame(
+            {
+                "idempotency_key": keys[start:stop],
+                "run_id": run_id,
+                "campaign": plan.name,
+                "window": windows[start:stop],
+                "customer_id": ids[start:stop],
+                "segment_id": segment_ids[start:stop],
+                "variant": variants[start:stop],
+                "channel": plan.config.channel,
+                "recipient": out.recipients,
+                "subject": out.subjects,
+                "body_text": out.texts,
+                "body_html": out.htmls,
+                "created_at": pd.Timestamp(at),
+                "next_attempt_at": later[start:stop],
+                "headers": out.headers,
+                "last_error": out.errors,
+                "ref": refs[start:stop],
+                "topic": plan.config.topic,
+                "links": out.links,
+            },
+            columns=list(OUTBOX_COLUMNS),
+        )
+        yielded = True
+        yield _with_status(messages)
+    if not yielded:
+        yield _with_status(pd.DataFrame(columns=list(OUTBOX_COLUMNS)))
     if held.empty:
-        return messages
+        return
     # The holdout's occasions are recorded too, as messages that are never delivered: the
     # occasion is then done (not planned again each run) and the outbox shows who was held out.
     placeholders = pd.DataFrame(
@@ -315,4 +308,14 @@ def compose(
             "status": HELD_OUT,
         }
     )
-    return pd.concat([messages, placeholders], ignore_index=True)
+    yield placeholders
+
+
+def _with_status(messages: pd.DataFrame) -> pd.DataFrame:
+    """Rendered rows queued, or ``render_failed`` (never delivered) where rendering failed."""
+    failed = messages["last_error"].notna()
+    messages["status"] = "queued"
+    if failed.any():
+        messages.loc[failed, "status"] = RENDER_FAILED
+        messages.loc[failed, "next_attempt_at"] = pd.NaT
+    return messages

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from campaigns.compose import HELD_OUT, RunRenderBudget, compose
+from campaigns.compose import HELD_OUT, RunRenderBudget, compose_chunks
 from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
@@ -33,7 +35,8 @@ from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
 from campaigns.planner import DUE, NOT_SEGMENTED, CampaignPlan, deferred_until, plan_campaigns
 from campaigns.progress import Progress, quiet
-from campaigns.run_records import heartbeat, start_run
+from campaigns.rendering import Parallel
+from campaigns.run_records import heartbeat, held_alive, start_run
 from campaigns.segments import (
     FittedSegments,
     assign,
@@ -184,11 +187,13 @@ def _run(
                 result.entered, result.exited = record_membership(
                     engine, run_id, model.version, segment_ids[segment_ids != NOT_SEGMENTED], at
                 )
-            composed = compose_plans(engine, config, plans, ready, at, run_id, report)
+            composed = (
+                compose_plans(engine, config, plans, ready, at, run_id, report)
+                if dry_run
+                else _compose_into_outbox(engine, config, plans, ready, at, run_id, report)
+            )
             rendered = composed.messages
             if not dry_run:
-                report("Writing outbox", 0, None)
-                _enqueue(engine, plans, composed, at, run_id)
                 report("Delivering", 0, None)
                 delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
                 _note_delivery(result, delivered, run_id, died)
@@ -274,11 +279,16 @@ def compose_plans(
     run_id: int,
     report: Progress = quiet,
     customer_ids: dict[str, list[str]] | None = None,
+    arms: dict[str, CampaignArms | None] | None = None,
+    sink: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> Composed:
     """Render the messages of every due plan: the outbox rows a run at ``at`` would write.
 
     ``plan``, ``preview``, the dry run and the run all render through here. ``customer_ids``
-    limits a campaign's rendering to some of its selected customers (a preview).
+    limits a campaign's rendering to some of its selected customers (a preview). ``arms``: each
+    campaign's experiment arms when the caller has them already. With ``sink``, each chunk of
+    rendered rows goes to ``sink(campaign, rows)`` as it is made, and ``messages`` keeps only
+    their ``segment_id`` and ``status`` (memory follows ``render_chunk_size``, not the audience).
     """
     customers, model, shop = ready.customers, ready.model, ready.shop
     env = make_environment(config.path(config.templates), config.settings.limits.render_limits())
@@ -296,6 +306,7 @@ def compose_plans(
     report("Rendering", 0, total_selected)
     limits = config.settings.limits
     budget = RunRenderBudget(limits.run_render_seconds, limits.max_render_failure_share)
+    parallel = Parallel(config.settings.render_processes, config.settings.render_chunk_size)
     composed = Composed()
     # Signed unsubscribe links and tracked links need the secret: a missing one stops the run
     # before anything is rendered.
@@ -305,9 +316,13 @@ def compose_plans(
     for plan in due:
         # Experiments: each selected customer's arm (a promoted variant for everyone, once
         # promoted). The holdout's occasions come back with status held_out.
-        arms = campaign_arms(engine, plan.name, plan.config, plan.selected["customer_id"])
-        composed.arms[plan.name] = arms
-        composed.messages[plan.name] = compose(
+        arm = (
+            arms[plan.name]
+            if arms is not None
+            else campaign_arms(engine, plan.name, plan.config, plan.selected["customer_id"])
+        )
+        composed.arms[plan.name] = arm
+        chunks = compose_chunks(
             plan,
             customers,
             segments,
@@ -318,11 +333,23 @@ def compose_plans(
             outbox.existing_keys(engine, plan.name, plan.selected["window"].unique()),
             deferred=deferred,
             on_progress=lambda n: report("Rendering", n, total_selected),
-            arms=arms,
+            arms=arm,
             recommendations=recommendations,
             budget=budget,
             tracker=tracker,
+            parallel=parallel,
         )
+        if sink is None:
+            made = list(chunks)
+            composed.messages[plan.name] = (
+                pd.concat(made, ignore_index=True) if len(made) > 1 else made[0]
+            )
+            continue
+        kept = []
+        for chunk in chunks:
+            sink(plan.name, chunk)
+            kept.append(chunk[["segment_id", "status"]])
+        composed.messages[plan.name] = pd.concat(kept, ignore_index=True)
     return composed
 
 
@@ -333,23 +360,53 @@ def _only(plan: CampaignPlan, ids: list[str]) -> CampaignPlan:
     )
 
 
-def _enqueue(
-    engine: Engine, plans: list[CampaignPlan], composed: Composed, at: datetime, run_id: int
-) -> None:
-    for plan in plans:
-        if plan.name not in composed.messages:
-            continue
-        messages = composed.messages[plan.name]
-        arms = composed.arms[plan.name]
-        if arms is not None:
-            # Every selected customer is exposed, the holdout included (it gets no message).
-            # Before the outbox: a run killed in between re-plans the window, and only a
-            # customer's first exposure is kept.
-            record_campaign_exposures(engine, arms, plan.selected["customer_id"], at)
-        added = outbox.enqueue(engine, messages)
+def _compose_into_outbox(
+    engine: Engine,
+    config: Config,
+    plans: list[CampaignPlan],
+    ready: Prepared,
+    at: datetime,
+    run_id: int,
+    report: Progress,
+) -> Composed:
+    """Render every due plan and write its messages to the outbox a chunk at a time, all in one
+    transaction: a run that stops (a render budget, a crash) queues nothing of them.
+
+    Exposures are recorded first (every selected customer is exposed, the holdout included),
+    before the outbox: a run killed in between re-plans the window, and only a customer's first
+    exposure is kept.
+    """
+    due = [p for p in plans if p.status == DUE]
+    arms = {p.name: campaign_arms(engine, p.name, p.config, p.selected["customer_id"]) for p in due}
+    for plan in due:
+        arm = arms[plan.name]
+        if arm is not None:
+            record_campaign_exposures(engine, arm, plan.selected["customer_id"], at)
+    added: Counter[str] = Counter()
+    held: Counter[str] = Counter()
+    # SQLite has one writer: while the run's transaction is open, its heartbeat cannot write.
+    # Rendering is bounded by run_render_seconds, so the run stays alive that long (and ten
+    # minutes more for the writes) without beats.
+    seconds = config.settings.limits.run_render_seconds + 600
+    with (
+        held_alive(engine, run_id, seconds) if engine.dialect.name == "sqlite" else nullcontext(),
+        outbox.writing(engine) as writer,
+    ):
+
+        def write(campaign: str, rows: pd.DataFrame) -> None:
+            added[campaign] += writer.write(rows)
+            held[campaign] += int((rows["status"] == HELD_OUT).sum())
+
+        composed = compose_plans(
+            engine, config, plans, ready, at, run_id, report, arms=arms, sink=write
+        )
+        report("Writing outbox", 0, None)
+    for plan in due:
         if plan.window is not None:  # a campaign-wide window (schedule, once)
-            held = int((messages["status"] == HELD_OUT).sum())
-            _record_window(engine, plan.name, plan.window, run_id, added - held)
+            _record_window(
+                engine, plan.name, plan.window, run_id, added[plan.name] - held[plan.name]
+            )
+    return composed
 
 
 def _outbox_counts(engine: Engine, run_id: int, at: datetime) -> dict[tuple[str, int], Counts]:

@@ -73,6 +73,30 @@ def mark_died(engine: Engine, now: datetime) -> list[int]:
         return [int(run.id) for run in stale if run.id is not None]
 
 
+#: Runs whose ``alive_until`` is set ahead for a while (:func:`held_alive`): no beats meanwhile.
+_held: set[int] = set()
+
+
+@contextmanager
+def held_alive(engine: Engine, run_id: int, seconds: float) -> Iterator[None]:
+    """Set the run's ``alive_until`` ``seconds`` ahead and skip its beats while the block runs.
+
+    For a block that holds the store's only write lock (SQLite) for long, as a run writing its
+    rendered messages in one transaction does: the heartbeat could not write, and the run would
+    look dead once ``alive_until`` passed.
+    """
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE campaign_run SET alive_until = :until WHERE id = :id"),
+            {"until": time_param(_now() + timedelta(seconds=seconds)), "id": run_id},
+        )
+    _held.add(run_id)
+    try:
+        yield
+    finally:
+        _held.discard(run_id)
+
+
 @contextmanager
 def heartbeat(engine: Engine, run_id: int) -> Iterator[None]:
     """Keep the run's ``alive_until`` ahead while the block runs."""
@@ -80,6 +104,8 @@ def heartbeat(engine: Engine, run_id: int) -> Iterator[None]:
 
     def beat() -> None:
         while not done.wait(BEAT_EVERY.total_seconds()):
+            if run_id in _held:
+                continue
             try:
                 with engine.begin() as connection:
                     connection.execute(

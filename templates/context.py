@@ -41,7 +41,7 @@ def build_context(
     recommendations: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The context for one message. ``customer`` holds traits and features (RFM) by name, as
-    plain Python values (see :func:`plain` and :func:`campaigns.compose.customer_records`)."""
+    plain Python values (see :func:`plain` and :func:`campaigns.rendering.customer_records`)."""
     return {
         "customer": customer,
         "segment": dict(segment),

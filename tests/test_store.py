@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import Engine
 
 from store import outbox
@@ -96,6 +97,32 @@ def test_enqueue_is_idempotent_by_key(fresh_store: Engine) -> None:
     assert outbox.enqueue(fresh_store, messages(2, keys)) == 2
     assert outbox.counts_by_status(fresh_store) == {"queued": 5}
     assert outbox.existing_keys(fresh_store, "winback", ["2026-03-01T10:00Z"]) == set(keys)
+
+
+def test_a_run_writes_chunks_in_one_transaction(fresh_store: Engine) -> None:
+    """A run streams its rendered chunks into one transaction (issue 14): keys already stored
+    are skipped in every chunk (PostgreSQL's COPY falls back to a staging table each time), and
+    a run that stops midway leaves nothing of it."""
+    keys = [f"winback:c{i}:2026-03-01T10:00Z" for i in range(9)]
+    outbox.enqueue(fresh_store, messages(1, [keys[1], keys[7]]))
+    with outbox.writing(fresh_store) as writer:
+        assert writer.write(messages(2, keys[:3])) == 2
+        assert writer.write(messages(2, keys[3:6])) == 3
+        assert writer.write(messages(2, keys[6:])) == 2
+    assert outbox.counts_by_status(fresh_store) == {"queued": 9}
+    more = [f"winback:d{i}:2026-03-01T10:00Z" for i in range(4)]
+    written: list[int] = []
+
+    def stopped_run() -> None:
+        with outbox.writing(fresh_store) as writer:
+            written.append(writer.write(messages(3, more[:2])))
+            written.append(writer.write(messages(3, [keys[0], *more[2:]])))
+            raise RuntimeError("rendering stopped")
+
+    with pytest.raises(RuntimeError, match="rendering stopped"):
+        stopped_run()
+    assert written == [2, 2]
+    assert outbox.counts_by_status(fresh_store) == {"queued": 9}
 
 
 def test_claim_lease_and_reclaim_after_expiry(fresh_store: Engine) -> None:

@@ -551,6 +551,10 @@ class Settings(_Model):
     do_not_contact: Path | None = None
     #: Budgets of time and size for rendering ([settings.limits]).
     limits: Limits = Limits()
+    #: Processes that render a campaign of 5,000 messages or more; unset: one per core.
+    render_processes: int | None = Field(default=None, ge=1)
+    #: Customers per rendering chunk (a worker renders a chunk, the run gathers them in order).
+    render_chunk_size: int = Field(default=20_000, ge=1)
 
 
 class TrackingConfig(_Model):
