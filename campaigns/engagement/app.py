@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
@@ -46,7 +47,7 @@ from campaigns.engagement.recording import (
     unsubscribe,
 )
 from campaigns.engagement.shop_events import parse_events, store_events
-from campaigns.engagement.tokens import Signer
+from campaigns.engagement.tokens import Signer, webhook_secret
 from campaigns.engagement.webhooks import (
     ProviderEvent,
     WebhookRefused,
@@ -88,6 +89,7 @@ class Endpoint:
         settings: TrackingConfig,
         topics: Sequence[str],
         environ: Mapping[str, str] | None = None,
+        root: Path = Path(),
     ) -> None:
         self.engine = engine
         self.inline = engine.dialect.name == "sqlite"
@@ -96,7 +98,7 @@ class Endpoint:
         #: The topics a person can choose on the preferences page (never transactional).
         self.topics = sorted(t for t in set(topics) if t != TRANSACTIONAL)
         environ = os.environ if environ is None else environ
-        self.webhook_secret = _secret(environ, settings.webhook_secret_env)
+        self.webhook_secret = webhook_secret(settings, root, environ)
         self.mailgun_key = _secret(environ, settings.mailgun_signing_key_env)
         self.events_key = _secret(environ, settings.events_api_key_env)
 
@@ -335,6 +337,7 @@ def make_app(
         config.tracking,
         [c.topic for c in config.campaigns.values()],
         environ,
+        config.root,
     )
     routes = [
         Route("/c/{link:int}/{token}", endpoint.click, methods=["GET", "HEAD"]),
