@@ -86,13 +86,13 @@ def record_click(
     message or link is unknown (nothing is recorded then). A click within ``soon`` seconds of
     sending is a machine's (a link scanner checks mail as it arrives).
 
-    The event is one statement, committed on its own (one round trip to PostgreSQL); with
-    ``messages``, a message already read by this process is not read again."""
+    The event is one statement in its own transaction; with ``messages``, a message already
+    read by this process is not read again."""
     message = (messages or SentMessages(engine)).get(ref)
     event = click_event(message, link, user_agent, now, soon)
     if event is None or message is None:
         return None
-    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+    with engine.begin() as connection:
         record(connection, event)
     return message.links[link]
 
