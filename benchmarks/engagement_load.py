@@ -1,5 +1,8 @@
-"""The endpoint under load (``python -m benchmarks.engagement --load``): one ``campaign listen``
-process, client processes with keep-alive connections requesting one tracked link."""
+"""The endpoint under load: one ``campaign listen`` process, client processes with keep-alive
+connections requesting tracked links.
+
+    python -m benchmarks.engagement_load [--store URL]... [--write-behind-ms MS]...
+"""
 
 from __future__ import annotations
 
@@ -22,12 +25,12 @@ from store.engine import open_store
 SECRET = "load-benchmark-signing-key-0123456789"
 
 
-def _config(folder: Path, url: str, port: int) -> Path:
+def _config(folder: Path, url: str, port: int, write_behind_ms: float = 0) -> Path:
     path = folder / "config.toml"
     path.write_text(
         f'[store]\nurl = "{url}"\n[source]\ntype = "demo"\n[channels.export]\ntype = "file"\n'
         f'[tracking]\nbase_url = "http://127.0.0.1:{port}"\nsecret_env = "LOAD_SECRET"\n'
-        "machine_click_seconds = 0\n"
+        f"machine_click_seconds = 0\nwrite_behind_ms = {write_behind_ms:g}\n"
     )
     return path
 
@@ -109,14 +112,14 @@ def _client(
 
 
 def load(
-    requests: int, clients: int, processes: int, store: str | None
+    requests: int, clients: int, processes: int, store: str | None, write_behind_ms: float = 0
 ) -> list[tuple[str, str, str]]:
     with tempfile.TemporaryDirectory() as folder:
         url = store or f"sqlite:///{folder}/load.db"
         from campaigns.engagement.server import free_port
 
         port = free_port()
-        config = _config(Path(folder), url, port)
+        config = _config(Path(folder), url, port, write_behind_ms)
         tokens = _messages(url)
         server = subprocess.Popen(
             [
@@ -172,6 +175,8 @@ def load(
         finally:
             engine.dispose()
     backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    if write_behind_ms:
+        backend += f", clicks stored every {write_behind_ms:g} ms"
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
     return [
@@ -184,3 +189,39 @@ def load(
         ("latency p50 / p99", "", f"{p50:.1f} ms / {p99:.1f} ms"),
         ("events lost (302s answered - clicks stored)", "", f"{answered - int(stored)}"),
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.engagement_load [--store URL ...]``: the load on each store given
+    (default: a temporary SQLite store)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--store", action="append", default=None, help="store URL (repeat for several)"
+    )
+    parser.add_argument(
+        "--write-behind-ms",
+        type=float,
+        action="append",
+        default=None,
+        help="tracking.write_behind_ms (repeat for several; default 0: a transaction per click)",
+    )
+    args = parser.parse_args(argv)
+    rows: list[tuple[str, str, str]] = []
+    for store in args.store or [None]:
+        for batch in args.write_behind_ms or [0.0]:
+            rows += load(args.requests, args.clients, args.processes, store, batch)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what':<{width}}  {'time':>9}  result")
+    print("-" * (width + 40))
+    for what, seconds_text, result in rows:
+        print(f"{what:<{width}}  {seconds_text:>9}  {result}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,7 +13,7 @@ from jinja2 import TemplateSyntaxError, meta
 from campaigns.compose import unsubscribe_url
 from campaigns.conditions import ConditionError
 from campaigns.config.schema import Config, DemoSource
-from campaigns.engagement.tokens import load_keys
+from campaigns.engagement.tokens import load_keys, webhook_secret
 from campaigns.errors import ConfigError, TemplateCheckError
 from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
@@ -120,11 +120,13 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
     (``[settings.limits]``). A template that fails for some of the real sample customers (their
     data, not the template) is a warning naming the campaign, the customer and the error.
     """
-    # With [tracking], every message carries signed URLs: no run can go without the secret.
-    if config.tracking is not None:
-        load_keys(config.tracking, config.root)
     # Names, syntax and customer attributes first, with the config line (as a run checks them).
     validate_templates(config, include_disabled=True)
+    # With [tracking], every message carries signed URLs: no run can go without the secret
+    # (made here on first use when the config says create_secret).
+    if config.tracking is not None:
+        load_keys(config.tracking, config.root)
+        webhook_secret(config.tracking, config.root)
     now = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
     ready = None

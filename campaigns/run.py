@@ -26,6 +26,7 @@ from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
 from campaigns.delivery.drain import DrainResult, drain
 from campaigns.engagement.links import Tracker
+from campaigns.engagement.tokens import load_keys
 from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
@@ -76,6 +77,10 @@ def run_campaigns(
     # Validate before working: a template mistake stops the run before it loads data, fits a
     # model or records a run.
     validate_templates(config, only)
+    # So is a missing signing secret (made here on first use when the config says
+    # create_secret): every message of a workspace with [tracking] carries signed URLs.
+    if config.tracking is not None:
+        load_keys(config.tracking, config.root)
     # A dry run writes nothing, so it needs no lock; a real one holds it start to finish.
     with (
         opened_store(config.store.url, config.root) as engine,

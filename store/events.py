@@ -12,6 +12,7 @@ but ``transactional`` (an unsubscribe from all, a complaint).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,33 +111,46 @@ class Event:
     detail: str | None = None
 
 
+_RECORD_SQL = (
+    "INSERT INTO engagement_event (dedupe_key, kind, message_id, campaign, variant, "
+    "customer_id, segment_id, occurred_at, source, link, machine, repeats, detail) "
+    "VALUES (:key, :kind, :mid, :campaign, :variant, :customer, :segment, :at, :source, "
+    ":link, :machine, 0, :detail) ON CONFLICT (dedupe_key) DO UPDATE SET "
+    "repeats = engagement_event.repeats + 1"
+)
+
+
+def _event_params(event: Event) -> dict[str, Any]:
+    message = event.message
+    return {
+        "key": event.dedupe_key[:500],
+        "kind": event.kind,
+        "mid": message.id if message else None,
+        "campaign": message.campaign if message else event.campaign,
+        "variant": message.variant if message else None,
+        "customer": message.customer_id if message else event.customer_id,
+        "segment": message.segment_id if message else None,
+        "at": time_param(event.occurred_at),
+        "source": event.source,
+        "link": event.link,
+        "machine": event.machine,
+        "detail": event.detail[:500] if event.detail else None,
+    }
+
+
 def record(connection: Connection, event: Event) -> bool:
     """Store ``event`` once; True if it is new, False if it repeats a stored one (counted)."""
-    message = event.message
     row = connection.execute(
-        text(
-            "INSERT INTO engagement_event (dedupe_key, kind, message_id, campaign, variant, "
-            "customer_id, segment_id, occurred_at, source, link, machine, repeats, detail) "
-            "VALUES (:key, :kind, :mid, :campaign, :variant, :customer, :segment, :at, :source, "
-            ":link, :machine, 0, :detail) ON CONFLICT (dedupe_key) DO UPDATE SET "
-            "repeats = engagement_event.repeats + 1 RETURNING repeats"
-        ),
-        {
-            "key": event.dedupe_key[:500],
-            "kind": event.kind,
-            "mid": message.id if message else None,
-            "campaign": message.campaign if message else event.campaign,
-            "variant": message.variant if message else None,
-            "customer": message.customer_id if message else event.customer_id,
-            "segment": message.segment_id if message else None,
-            "at": time_param(event.occurred_at),
-            "source": event.source,
-            "link": event.link,
-            "machine": event.machine,
-            "detail": event.detail[:500] if event.detail else None,
-        },
+        text(_RECORD_SQL + " RETURNING repeats"), _event_params(event)
     ).scalar_one()
     return int(row) == 0
+
+
+def record_many(connection: Connection, events: Sequence[Event]) -> None:
+    """Store ``events`` as :func:`record` does, one statement each, sent together (a repeat
+    of an event in the same batch is counted as a repeat too)."""
+    if events:
+        connection.execute(text(_RECORD_SQL), [_event_params(e) for e in events])
 
 
 def suppress(connection: Connection, customer_id: str, reason: str, at: datetime) -> bool:

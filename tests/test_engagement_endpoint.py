@@ -19,6 +19,7 @@ from campaigns.engagement.tokens import Signer
 from campaigns.engagement.webhooks import sign_generic, sign_mailgun
 from campaigns.run import run_campaigns
 from store.bulk import read_frame, time_param
+from store.engine import open_store
 from tests.engagement_kit import (
     AT,
     ENV,
@@ -468,3 +469,44 @@ def test_the_shop_s_posted_events_fire_an_event_trigger_once(served: Served) -> 
         params={"c": customer},
     )
     assert len(reminders) == 1
+
+
+def test_write_behind_clicks_are_answered_at_once_and_all_stored_on_a_graceful_stop(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tracking.write_behind_ms: clicks are stored in batches by a thread; stopping the server
+    (uvicorn's graceful shutdown, as on SIGTERM) stores what is still pending."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    port = free()
+    # A long window: nothing is stored while the server runs, so the stop must store it all.
+    config = tracking_config(tmp_path, store_url, port, "write_behind_ms = 1000\n")
+    run_campaigns(config, at=AT)
+    with serving(config, port) as server:
+        messages = read_frame(
+            server.engine,
+            "SELECT id, body_text, links FROM message WHERE campaign = 'winback' "
+            "AND status = 'sent' ORDER BY id LIMIT 20",
+        )
+        answered = 0
+        for body in [*messages["body_text"], messages["body_text"].iloc[0]]:
+            link = TRACKED_URL.search(str(body))
+            assert link is not None
+            answer = http(link.group(0), headers={"User-Agent": "Mozilla/5.0 Firefox/130"})
+            assert answer.status == 302
+            assert answer.headers["location"].startswith("https://beanandleaf.example/")
+            answered += 1
+        bad = http(f"{server.url}/c/7/{'A' * 43}")
+        assert bad.status == 404
+        pending = len(events(server.engine))
+    assert pending < answered  # the redirects did not wait for the store
+    # The server has stopped and its engine was disposed: read with one of our own.
+    engine = open_store(config.store.url, config.root)
+    try:
+        stored = events(engine)
+    finally:
+        engine.dispose()
+    assert len(stored) == 20
+    assert sum(1 + int(e["repeats"]) for e in stored) == answered == 21
+    assert {int(e["message_id"]) for e in stored} == set(messages["id"].astype(int))

@@ -213,3 +213,110 @@ def test_check_refuses_a_missing_secret_when_tracking_is_on(
     run = CliRunner().invoke(cli, ["run", "--at", "2026-11-23T12:00"])
     assert run.exit_code == 1
     assert "the signing secret is missing" in run.output
+
+
+def test_the_demo_workspace_makes_its_secrets_once_private_and_reuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh `campaign init` workspace tracks links with no environment variable: the
+    config names key files in the state folder and says create_secret."""
+    from click.testing import CliRunner
+
+    from campaigns.config import load_config
+    from campaigns.engagement.tokens import webhook_secret
+    from campaigns.workspace import init_workspace
+    from cli.main import cli
+
+    for name in ("CAMPAIGN_TRACKING_SECRET", "CAMPAIGN_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    workspace = tmp_path / "ws"
+    init_workspace(workspace)
+    config = load_config(workspace / "config.toml")
+    assert config.tracking is not None
+    assert config.tracking.create_secret
+    keys_file = workspace / ".campaign" / "tracking-keys"
+    hook_file = workspace / ".campaign" / "webhook-secret"
+    assert not keys_file.exists()
+    monkeypatch.chdir(workspace)
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 0, result.output
+    first = keys_file.read_bytes()
+    for made in (keys_file, hook_file):
+        assert made.stat().st_mode & 0o777 == 0o600
+    keys = load_keys(config.tracking, config.root, environ={})
+    assert keys == [first.strip()]
+    assert len(keys[0]) == 43
+    assert (
+        webhook_secret(config.tracking, config.root, environ={}) == hook_file.read_bytes().strip()
+    )
+    assert keys[0] != hook_file.read_bytes().strip()
+    # Used again, and by another process's config: the same keys, the files untouched.
+    again = load_config(workspace / "config.toml")
+    assert again.tracking is not None
+    assert load_keys(again.tracking, again.root, environ={}) == keys
+    assert keys_file.read_bytes() == first
+    # No temporary file left behind (the store is there too: check opened it).
+    assert sorted(
+        p.name
+        for p in (workspace / ".campaign").iterdir()
+        if "secret" in p.name or "keys" in p.name
+    ) == ["tracking-keys", "webhook-secret"]
+
+
+def test_racing_first_uses_agree_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    tracking = settings(secret_file=Path("state/keys"), create_secret=True)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: load_keys(tracking, tmp_path, environ={}), range(32)))
+    assert len({tuple(k) for k in found}) == 1
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["keys"]
+
+
+def test_a_named_key_file_that_is_missing_is_refused_without_create_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from campaigns.engagement.tokens import webhook_secret
+    from campaigns.workspace import init_workspace
+    from cli.main import cli
+
+    with pytest.raises(
+        ConfigError,
+        match=r"^tracking.secret_file: .*/keys not found; write the signing key there .*"
+        r"or set tracking.create_secret = true to have one made on first use$",
+    ):
+        load_keys(settings(secret_file=Path("keys")), tmp_path, environ={})
+    with pytest.raises(ConfigError, match=r"^tracking.webhook_secret_file: .*/hook not found"):
+        webhook_secret(settings(webhook_secret_file=Path("hook")), tmp_path, environ={})
+    assert not (tmp_path / "keys").exists()
+    assert not (tmp_path / "hook").exists()
+    with pytest.raises(ValueError, match=r"create_secret = true needs secret_file"):
+        settings(secret_env="X", create_secret=True)
+    # A production config: the demo's, without create_secret. check and run refuse it.
+    workspace = tmp_path / "ws"
+    init_workspace(workspace)
+    config = workspace / "config.toml"
+    config.write_text(config.read_text().replace("create_secret = true\n", ""))
+    monkeypatch.chdir(workspace)
+    for command in (["check"], ["run", "--at", "2026-11-23T12:00"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1
+        assert result.output.startswith(
+            f"Error: tracking.secret_file: {workspace / '.campaign' / 'tracking-keys'} not found"
+        ), result.output
+    assert not (workspace / ".campaign" / "tracking-keys").exists()
+
+
+def test_the_repository_ignores_the_state_folder_with_its_keys() -> None:
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    ignored = subprocess.run(
+        ["git", "check-ignore", ".campaign/tracking-keys", ".campaign/webhook-secret"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == [".campaign/tracking-keys", ".campaign/webhook-secret"]

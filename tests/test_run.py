@@ -126,7 +126,9 @@ def test_next_window_sends_again_and_exports_jsonl(config: Config) -> None:
     assert [p.name for p in vip] == ["20261123T1200-run1.jsonl", "20261124T1200-run2.jsonl"]
     record = json.loads(vip[0].read_text().splitlines()[0])
     assert record["idempotency_key"].startswith("vip-thanks:C")
-    assert "https://beanandleaf.example/unsubscribe?customer=" in record["body_text"]
+    # The demo's [tracking] signs the unsubscribe URL (no customer id in it).
+    assert "https://t.beanandleaf.example/u/" in record["body_text"]
+    assert "customer=" not in record["body_text"]
 
 
 def test_dry_run_writes_nothing(config: Config) -> None:

@@ -568,7 +568,12 @@ class TrackingConfig(_Model):
     #: Where ``campaign listen`` is reachable from the outside, such as "https://t.example.com".
     base_url: str
     secret_env: str | None = "CAMPAIGN_TRACKING_SECRET"
+    #: A file with the signing keys (relative to this file's folder); read before secret_env.
     secret_file: Path | None = None
+    #: Make ``secret_file`` (and ``webhook_secret_file``) with a random key on first use when
+    #: missing, readable by its owner only (0600): for a demo or one machine. Without it, a
+    #: missing file is an error, as a production deployment wants.
+    create_secret: bool = False
     #: Add utm_source, utm_medium, utm_campaign (the campaign) and utm_content (the variant) to
     #: tracked links that do not already have them.
     utm: bool = False
@@ -576,9 +581,15 @@ class TrackingConfig(_Model):
     utm_medium: str = "email"
     #: A click this soon after the message was sent is counted as a machine (a link scanner).
     machine_click_seconds: float = Field(default=10.0, ge=0)
+    #: Store clicks in batches every this many milliseconds instead of one transaction per
+    #: click (0: one per click). Faster on PostgreSQL; a click answered within that window is
+    #: lost if the process is killed with SIGKILL (a graceful stop stores it).
+    write_behind_ms: float = Field(default=0.0, ge=0, le=1000)
     #: Environment variable with the secret that signs the generic event webhook; unset: the
     #: generic webhook is refused.
     webhook_secret_env: str | None = "CAMPAIGN_WEBHOOK_SECRET"
+    #: A file with that secret instead (read before webhook_secret_env; see create_secret).
+    webhook_secret_file: Path | None = None
     #: Environment variable with the Mailgun webhook signing key; unset: Mailgun is refused.
     mailgun_signing_key_env: str | None = None
     #: Webhook signatures older than this are refused (a replay).
@@ -596,7 +607,15 @@ class TrackingConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: object) -> object:
-        return _no_plain_secret(data, ("secret",))
+        return _no_plain_secret(data, ("secret", "webhook_secret"))
+
+    @model_validator(mode="after")
+    def _creatable(self) -> TrackingConfig:
+        if self.create_secret and self.secret_file is None:
+            raise ValueError(
+                "create_secret = true needs secret_file (the file to make the signing key in)"
+            )
+        return self
 
 
 class Config(_Model):

@@ -22,8 +22,10 @@ import html
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
@@ -37,6 +39,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from campaigns.config.schema import TRANSACTIONAL, Config, TrackingConfig
 from campaigns.engagement.recording import (
+    EventWriter,
+    SentMessages,
+    click_event,
     find_message,
     record_click,
     record_open,
@@ -46,7 +51,7 @@ from campaigns.engagement.recording import (
     unsubscribe,
 )
 from campaigns.engagement.shop_events import parse_events, store_events
-from campaigns.engagement.tokens import Signer
+from campaigns.engagement.tokens import Signer, webhook_secret
 from campaigns.engagement.webhooks import (
     ProviderEvent,
     WebhookRefused,
@@ -88,15 +93,24 @@ class Endpoint:
         settings: TrackingConfig,
         topics: Sequence[str],
         environ: Mapping[str, str] | None = None,
+        root: Path = Path(),
     ) -> None:
         self.engine = engine
         self.inline = engine.dialect.name == "sqlite"
+        #: Sent messages this process has read (a click reads its message once).
+        self.messages = SentMessages(engine)
+        #: With write_behind_ms, clicks are stored in batches (started by the app's lifespan).
+        self.writer = (
+            EventWriter(engine, settings.write_behind_ms / 1000)
+            if settings.write_behind_ms
+            else None
+        )
         self.signer = signer
         self.settings = settings
         #: The topics a person can choose on the preferences page (never transactional).
         self.topics = sorted(t for t in set(topics) if t != TRANSACTIONAL)
         environ = os.environ if environ is None else environ
-        self.webhook_secret = _secret(environ, settings.webhook_secret_env)
+        self.webhook_secret = webhook_secret(settings, root, environ)
         self.mailgun_key = _secret(environ, settings.mailgun_signing_key_env)
         self.events_key = _secret(environ, settings.events_api_key_env)
 
@@ -115,7 +129,30 @@ class Endpoint:
         return ref
 
     async def click(self, request: Request) -> Response:
-        return await self._run(self._click, request)
+        if self.writer is None:
+            return await self._run(self._click, request)
+        # Write-behind: a message this process has read answers without the store.
+        ref = self._ref(request)
+        if ref is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        message = self.messages.cached(ref)
+        if message is None:
+            message = (
+                self.messages.get(ref)
+                if self.inline
+                else await run_in_threadpool(self.messages.get, ref)
+            )
+        event = click_event(
+            message,
+            request.path_params["link"],
+            request.headers.get("user-agent"),
+            _now(),
+            self.settings.machine_click_seconds,
+        )
+        if event is None or message is None:
+            return _refuse(request, 404, "not found")
+        self.writer.add(event)
+        return RedirectResponse(message.links[event.link or 0], status_code=302, headers=_NO_STORE)
 
     def _click(self, request: Request) -> Response:
         ref = self._ref(request)
@@ -128,6 +165,7 @@ class Endpoint:
             request.headers.get("user-agent"),
             _now(),
             self.settings.machine_click_seconds,
+            self.messages,
         )
         if target is None:
             return _refuse(request, 404, "not found")
@@ -335,6 +373,7 @@ def make_app(
         config.tracking,
         [c.topic for c in config.campaigns.values()],
         environ,
+        config.root,
     )
     routes = [
         Route("/c/{link:int}/{token}", endpoint.click, methods=["GET", "HEAD"]),
@@ -346,7 +385,19 @@ def make_app(
         Route("/events", endpoint.shop_events, methods=["POST"]),
         Route("/health", lambda _request: PlainTextResponse("ok\n"), methods=["GET"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(LimitHeaders)])
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Write-behind clicks: stored every write_behind_ms, and all of them on a graceful stop.
+        if endpoint.writer is not None:
+            endpoint.writer.start()
+        try:
+            yield
+        finally:
+            if endpoint.writer is not None:
+                endpoint.writer.close()
+
+    return Starlette(routes=routes, middleware=[Middleware(LimitHeaders)], lifespan=lifespan)
 
 
 class LimitHeaders:

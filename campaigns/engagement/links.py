@@ -84,6 +84,13 @@ class Tracker:
         self.signer = signer
         self.base = settings.base_url
         self._click = f"{self.base}/c/"
+        # What a message's URLs are made of, but for its token: a link's start by number, the
+        # open pixel around the token (so a tracked URL is one concatenation per message).
+        self._numbered = [f"{self._click}{number}/" for number in range(MAX_LINKS)]
+        self._pixel = (
+            f'<img src="{self.base}/o/',
+            '.gif" width="1" height="1" alt="" style="display:none">',
+        )
         # The same few links recur in every message of a run: how to rewrite each anchor tag,
         # and each URL's target (entities decoded, UTM parameters added), are worked out once.
         self._anchors: dict[str, tuple[str, str, str] | None] = {}
@@ -119,9 +126,10 @@ class Tracker:
         return cls(config.tracking, Signer(load_keys(config.tracking, config.root)))
 
     def _token(self, ref: str) -> str:
-        if self._last[0] != ref:  # asked for twice or more per message
-            self._last = (ref, self.signer.token(ref))
-        return self._last[1]
+        last = self._last
+        if last[0] != ref:  # asked for twice or more per message
+            last = self._last = (ref, self.signer.token(ref))
+        return last[1]
 
     def unsubscribe_url(self, ref: str) -> str:
         """The signed unsubscribe URL of message ``ref`` (a page on GET, one-click on POST)."""
@@ -160,14 +168,14 @@ class Tracker:
         """Start message ``ref``: the links its templates render from now on are numbered for
         it (compiled links, see :meth:`environment`), until :meth:`finish`."""
         self._ref = ref
-        self._token_now = self._token(ref)
+        last = self._last
+        self._token_now = last[1] if last[0] == ref else self._token(ref)
         if campaign != self._campaign or variant != self._variant:
             self._static_targets = {}
-        self._campaign = campaign
-        self._variant = variant
+            self._campaign = campaign
+            self._variant = variant
         self._links = {}
-        self._calls_html = self._calls_text = self._own_html = self._own_text = 0
-        self._flags = 0
+        self._calls_html = self._calls_text = self._own_html = self._own_text = self._flags = 0
 
     def _link(self, url: str) -> str | None:
         """The tracked URL of ``url`` in the current message, or None to leave it as it is."""
@@ -200,7 +208,7 @@ class Tracker:
             if len(links) >= MAX_LINKS or not self._token_now:
                 return None
             number = links[target] = len(links)
-        return f"{self._click}{number}/{self._token_now}"
+        return self._numbered[number] + self._token_now
 
     def rewrite(
         self, ref: str, text: str, body_html: str | None, campaign: str, variant: str | None
@@ -272,12 +280,12 @@ class Tracker:
         """The parts with the open pixel before the last ``</body>`` of the HTML part (or at
         its end), without ``notrack`` marks."""
         if html is not None:
-            pixel = (
-                f'<img src="{self.base}/o/{self._token_now}.gif" width="1" height="1" alt="" '
-                'style="display:none">'
-            )
+            head, tail = self._pixel
             end = html.rfind("</body>")
-            html = f"{html[:end]}{pixel}{html[end:]}" if end >= 0 else html + pixel
+            if end >= 0:
+                html = f"{html[:end]}{head}{self._token_now}{tail}{html[end:]}"
+            else:
+                html = f"{html}{head}{self._token_now}{tail}"
             if NOTRACK_MARK in html:
                 html = html.replace(NOTRACK_MARK, "")
         if NOTRACK_MARK in text:
@@ -328,9 +336,18 @@ class Tracker:
         tracked = env.overlay(extensions=[_LinkCompiler], cache_size=400)
         tracked.filters = dict(env.filters)
 
+        # (pass_context: a filter of a constant is otherwise evaluated once, when compiled.)
         @pass_context
         def link_html(context: object, index: int) -> str:
-            new = self._compiled_link(index)
+            # _compiled_link written out: a link already numbered in this message is the
+            # common case, and it costs two lookups.
+            target = self._static_targets.get(index)
+            number = self._links.get(target) if target is not None else None
+            new = (
+                self._numbered[number] + self._token_now
+                if number is not None
+                else self._compiled_link(index)
+            )
             if new is None:
                 return Markup(self._static[index][1])
             self._calls_html += 1
@@ -338,7 +355,13 @@ class Tracker:
 
         @pass_context
         def link_text(context: object, index: int) -> str:
-            new = self._compiled_link(index)
+            target = self._static_targets.get(index)
+            number = self._links.get(target) if target is not None else None
+            new = (
+                self._numbered[number] + self._token_now
+                if number is not None
+                else self._compiled_link(index)
+            )
             if new is None:
                 return self._static[index][1]
             self._calls_text += 1

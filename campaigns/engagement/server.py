@@ -53,7 +53,8 @@ def _server(app: Starlette, host: str, port: int, log_level: str) -> uvicorn.Ser
         # httptools and uvloop when installed (uvicorn[standard]), else h11 and asyncio; the
         # app itself refuses oversized headers (LimitHeaders) whichever parser runs.
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        lifespan="off",
+        # The app starts and stops its event writer (write_behind_ms) with the server.
+        lifespan="on",
         server_header=False,
     )
     return uvicorn.Server(settings)

@@ -20,14 +20,17 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine, text
 
 from campaigns.config.rules import parse_duration
 from campaigns.config.schema import Config
 from campaigns.engagement.report import DEFAULT_WINDOW
 from campaigns.engagement.server import endpoint_for, running
+from campaigns.engagement.tokens import webhook_secret
 from campaigns.engagement.webhooks import sign_generic
 from campaigns.errors import ConfigError, DataError
-from store.bulk import read_frame, time_param
+from store.bulk import insert_frame, read_frame, time_param
+from store.sources.demo import simulate_conversions
 
 #: Chances per delivered message (a person who bought clicks with ``CLICK_IF_BOUGHT``).
 OPEN, MACHINE_OPEN, CLICK, CLICK_IF_BOUGHT = 0.30, 0.15, 0.04, 0.55
@@ -80,15 +83,21 @@ def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulat
         )
         if messages.empty:
             raise DataError(f"no sent messages of {campaign!r}: run `campaign run` first")
-        bought = _buyers(engine, messages, window)
-        import os
-
-        webhook = os.environ.get(tracking.webhook_secret_env or "", "").encode()
         result = Simulated(messages=len(messages))
+        if settings.experiment is None:
+            # An experiment's purchases come from `campaign experiment simulate` (by variant).
+            made = _simulate_purchases(engine, campaign, window, seed)
+            if made is not None:
+                result.notes.append(
+                    f"Simulated {made:,} purchases by customers sent {campaign} (the demo shop's "
+                    "response model, within the attribution window)."
+                )
+        bought = _buyers(engine, messages, window)
+        webhook = webhook_secret(tracking, config.root)
         if not webhook:
             result.notes.append(
                 f"No bounces, complaints or deliveries: set {tracking.webhook_secret_env} "
-                "to post them to the provider webhook."
+                "(or tracking.webhook_secret_file) to post them to the provider webhook."
             )
         waited = _wait_for_people(engine, campaign, tracking.machine_click_seconds)
         if waited:
@@ -117,6 +126,52 @@ def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulat
     finally:
         engine.dispose()
     return result
+
+
+def _simulate_purchases(engine: Engine, campaign: str, window: timedelta, seed: int) -> int | None:
+    """Demo shop only: the customers sent ``campaign`` buy by the shop's known response model
+    (a plain message's rate for their latent group), once each at most, at a uniform time inside
+    the attribution window after the message; return how many, or None when the customers are
+    not the demo shop's. Simulating again replaces the previous simulation of the campaign."""
+    sent = read_frame(
+        engine,
+        "SELECT m.customer_id, m.created_at, c.traits FROM message m "
+        "JOIN customer c ON c.customer_id = m.customer_id "
+        "WHERE m.campaign = :c AND m.status = 'sent' ORDER BY m.id",
+        params={"c": campaign},
+        datetime_columns=["created_at"],
+        json_columns=["traits"],
+    )
+    groups = sent["traits"].map(lambda t: t.get("latent_group") if isinstance(t, dict) else None)
+    if sent.empty or groups.isna().any():
+        return None
+    products = read_frame(engine, "SELECT product_id, price FROM product ORDER BY product_id")
+    if products.empty:
+        return None
+    rng = np.random.default_rng([seed, 1])
+    converted = simulate_conversions(
+        pd.DataFrame({"latent_group": groups.to_numpy()}), "control", rng
+    )
+    count = int(converted.sum())
+    delay = rng.random(count) * window.total_seconds()
+    pick = rng.integers(0, len(products), count)
+    prefix = f"SIM-campaign-{campaign}-"
+    purchases = pd.DataFrame(
+        {
+            "invoice": [f"{prefix}{i + 1}" for i in range(count)],
+            "customer_id": sent["customer_id"].to_numpy()[converted],
+            "product_id": products["product_id"].to_numpy()[pick],
+            "quantity": 1,
+            "unit_price": products["price"].to_numpy()[pick],
+            "invoiced_at": sent["created_at"].to_numpy()[converted]
+            + pd.to_timedelta(delay.round(), unit="s").to_numpy(),
+        }
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM transaction_line WHERE invoice LIKE :p"), {"p": prefix + "%"}
+        )
+    return insert_frame(engine, "transaction_line", purchases)
 
 
 def _wait_for_people(engine: object, campaign: str, soon: float) -> float:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,23 +102,14 @@ def load_keys(
 ) -> list[bytes]:
     """The signing keys, newest first, from ``secret_file`` or the ``secret_env`` variable.
 
+    With ``create_secret = true`` a missing ``secret_file`` is made first (:func:`secret_text`).
     Raises :class:`ConfigError` naming what is missing or wrong; the keys are never printed.
     """
     environ = os.environ if environ is None else environ
     if tracking.secret_file is not None:
-        path = (
-            tracking.secret_file
-            if tracking.secret_file.is_absolute()
-            else root / tracking.secret_file
-        )
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"tracking.secret_file: {path} not found; write the signing key there "
-                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-            ) from None
-        where = f"tracking.secret_file ({path})"
+        path = tracking.secret_file
+        text = secret_text(path, root, tracking.create_secret, "tracking.secret_file")
+        where = f"tracking.secret_file ({path if path.is_absolute() else root / path})"
     elif tracking.secret_env is not None:
         text = environ.get(tracking.secret_env, "")
         if not text.strip():
@@ -138,3 +131,58 @@ def load_keys(
                 f"{len(key)} characters, at least {MIN_KEY_LENGTH}"
             )
     return [k.encode("utf-8") for k in keys]
+
+
+def webhook_secret(
+    tracking: TrackingConfig, root: Path, environ: Mapping[str, str] | None = None
+) -> bytes | None:
+    """The secret that signs ``POST /webhooks/events``: from ``webhook_secret_file`` (made on
+    first use with ``create_secret``), else the ``webhook_secret_env`` variable; None when
+    neither is set (the generic webhook is off). A named file that is missing or empty is a
+    :class:`ConfigError`."""
+    if tracking.webhook_secret_file is not None:
+        text = secret_text(
+            tracking.webhook_secret_file,
+            root,
+            tracking.create_secret,
+            "tracking.webhook_secret_file",
+        ).strip()
+        if not text:
+            raise ConfigError(
+                f"tracking.webhook_secret_file: {tracking.webhook_secret_file} is empty"
+            )
+        return text.encode()
+    environ = os.environ if environ is None else environ
+    value = (
+        environ.get(tracking.webhook_secret_env, "").strip() if tracking.webhook_secret_env else ""
+    )
+    return value.encode() if value else None
+
+
+def secret_text(path: Path, root: Path, create: bool, key: str) -> str:
+    """The text of secret file ``path`` (relative to ``root``). With ``create``, a missing file
+    is made first, holding a random key (32 bytes of :func:`secrets.token_bytes`, base64url),
+    readable and writable by its owner only (0600): written whole to a private temporary file
+    and linked into place, so a process that races this one reads one key or the other's,
+    never half a file, and both then use the one that won."""
+    path = path if path.is_absolute() else root / path
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key_text = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=") + b"\n"
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(key_text)
+            with contextlib.suppress(FileExistsError):  # another process won: use theirs
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{key}: {path} not found; write the signing key there "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+            "or set tracking.create_secret = true to have one made on first use"
+        ) from None
