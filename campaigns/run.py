@@ -28,6 +28,7 @@ from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
+from campaigns.journeys.runner import advance_journeys
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
@@ -41,7 +42,14 @@ from campaigns.segments import (
     record_membership,
     segment_features,
 )
-from campaigns.summary import RunResult, SummaryRow, notes, summary_rows, would_be
+from campaigns.summary import (
+    RunResult,
+    SummaryRow,
+    journey_rows,
+    notes,
+    summary_rows,
+    would_be,
+)
 from campaigns.validate import validate_templates
 from store import outbox
 from store.engine import opened_store
@@ -140,7 +148,8 @@ def _run(
 ) -> RunResult:
     fingerprint = config_hash(config)
     # Before reading any data: the last run's watermark may tell that nothing can be due.
-    idle = nothing_due(engine, config, at, fingerprint)
+    # Journeys move with time (waits end, timeouts pass): a workspace with journeys always plans.
+    idle = nothing_due(engine, config, at, fingerprint) if not config.journeys else None
     if idle is not None:
         return _idle_run(engine, config, at, dry_run, idle, report)
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
@@ -178,6 +187,19 @@ def _run(
             if not dry_run:
                 report("Writing outbox", 0, None)
                 _enqueue(engine, plans, composed, at, run_id)
+                if only is None:
+                    result.journeys = advance_journeys(
+                        engine,
+                        config,
+                        ready.customers,
+                        ready.shop.transactions,
+                        ready.model.for_templates(),
+                        inputs,
+                        ready.model.names,
+                        at,
+                        run_id,
+                        report,
+                    )
                 report("Delivering", 0, None)
                 delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
                 _note_delivery(result, delivered, run_id, died)
@@ -188,7 +210,13 @@ def _run(
                 destinations = {}
                 result.messages = rendered
             result.rows = summary_rows(plans, rendered, fates, model.labels, destinations)
+            result.rows += journey_rows(config, fates, model.labels, destinations)
             result.notes[:0] = notes(plans, result.rows)
+            if dry_run and config.journeys and only is None:
+                result.notes.append(
+                    "journeys are not advanced by a dry run (campaign plan shows who is due)"
+                )
+            result.notes += [j.sentence() for j in result.journeys]
             if not dry_run:
                 _finish_run(engine, run_id, result, watermark)
     except BaseException as exc:

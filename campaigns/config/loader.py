@@ -225,6 +225,30 @@ def _check_references(config: Config, path: Path, lines: Mapping[Any, int]) -> N
                 f"{path}:{line}: {format_loc(loc)}: unknown channel {campaign.channel!r}; "
                 f"defined channels: {defined}"
             )
+    for name, journey in config.journeys.items():
+        loc = ("journeys", name)
+        if not CAMPAIGN_NAME.match(name):
+            errors.append(
+                f"{path}:{_line_for(loc, lines)}: {format_loc(loc)}: a journey name must be "
+                "lower-case letters, digits, '-' or '_'"
+            )
+        if name in config.campaigns:
+            errors.append(
+                f"{path}:{_line_for(loc, lines)}: {format_loc(loc)}: a campaign is called "
+                f"{name!r} too; journeys and campaigns share the outbox, give them different names"
+            )
+        channels = [(("journeys", name, "channel"), journey.channel)] + [
+            (("journeys", name, "steps", i, "channel"), step.channel)
+            for i, step in enumerate(journey.steps)
+            if step.channel is not None
+        ]
+        for where, channel_name in channels:
+            if channel_name not in config.channels:
+                defined = ", ".join(repr(c) for c in sorted(config.channels))
+                errors.append(
+                    f"{path}:{_line_for(where, lines)}: {format_loc(where)}: unknown channel "
+                    f"{channel_name!r}; defined channels: {defined}"
+                )
     root = config.root.resolve()
     for name, channel in config.channels.items():
         if not isinstance(channel, FileChannel) or channel.allow_outside:
