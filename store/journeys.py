@@ -288,3 +288,27 @@ def entries_of(engine: Engine, journey: str) -> pd.DataFrame:
         params={"j": journey},
         datetime_columns=["entered_at", "finished_at"],
     )
+
+
+def conversions(engine: Engine, journey: str) -> pd.DataFrame:
+    """Per entry of ``journey``: its first purchase after it entered (``converted_at``, or
+    missing), with ``entered_at``."""
+    return read_frame(
+        engine,
+        "SELECT e.customer_id, e.entry_no, e.entered_at, MIN(t.invoiced_at) AS converted_at "
+        "FROM journey_entry e LEFT JOIN transaction_line t ON t.customer_id = e.customer_id "
+        "AND t.invoiced_at > e.entered_at WHERE e.journey = :j "
+        "GROUP BY e.customer_id, e.entry_no, e.entered_at",
+        params={"j": journey},
+        datetime_columns=["entered_at", "converted_at"],
+    )
+
+
+def step_messages(engine: Engine, journey: str) -> pd.DataFrame:
+    """The journey's messages by window (entry and step) status: ``window``, ``status``, ``n``."""
+    return read_frame(
+        engine,
+        'SELECT "window", status, COUNT(*) AS n FROM message WHERE campaign = :j '
+        'GROUP BY "window", status',
+        params={"j": journey},
+    )
