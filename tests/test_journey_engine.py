@@ -287,7 +287,10 @@ def test_a_random_split_is_fixed_per_entry_and_follows_the_weights() -> None:
 @pytest.mark.parametrize(
     ("steps", "message"),
     [
-        ([{"name": "a", "send": "t", "then": "b"}], "goes to 'b', which is not a step"),
+        (
+            [{"name": "a", "send": "t", "then": "b"}],
+            "steps\\[1\\].then: step 'a' goes to 'b', which is not a step",
+        ),
         (
             [{"name": "a", "wait": "1d"}, {"name": "b", "send": "t", "then": "a"}],
             "goes back to 'a'; branches only go forward",

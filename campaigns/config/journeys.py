@@ -221,35 +221,38 @@ class JourneyConfig(_Model):
 
     @model_validator(mode="after")
     def _graph(self) -> JourneyConfig:
+        # Messages start with the step's key ("steps[3].then: ..."): the loader turns that into
+        # the key path and the line it is written on.
         seen: dict[str, int] = {}
         for index, step in enumerate(self.steps):
             if step.name in seen:
                 raise ValueError(
-                    f"steps[{index + 1}]: a second step called {step.name!r} "
+                    f"steps[{index + 1}].name: a second step called {step.name!r} "
                     f"(the first is steps[{seen[step.name] + 1}])"
                 )
             seen[step.name] = index
         for index, step in enumerate(self.steps):
-            where = f"steps[{index + 1}] ({step.name})"
             for label, target in self.branches(step):
+                key = label.split(".")[0]
+                where = f"steps[{index + 1}].{key}"
                 if target == EXIT:
                     continue
                 if target not in seen:
                     raise ValueError(
-                        f"{where}: {label} goes to {target!r}, which is not a step; steps: "
-                        + ", ".join(seen)
-                        + " (or 'exit')"
+                        f"{where}: step {step.name!r} goes to {target!r}, which is not a step; "
+                        "steps: " + ", ".join(seen) + " (or 'exit')"
                     )
                 if seen[target] <= index:
                     raise ValueError(
-                        f"{where}: {label} goes back to {target!r}; branches only go forward "
-                        "(a journey reads top to bottom and never loops)"
+                        f"{where}: step {step.name!r} goes back to {target!r}; branches only go "
+                        "forward (a journey reads top to bottom and never loops)"
                     )
             if step.on is not None:
+                where = f"steps[{index + 1}].on"
                 if step.on not in seen or seen[step.on] >= index:
-                    raise ValueError(f"{where}: on = {step.on!r} is not an earlier step")
+                    raise ValueError(f"{where}: {step.on!r} is not an earlier step")
                 if self.steps[seen[step.on]].kind != "send":
-                    raise ValueError(f"{where}: on = {step.on!r} is not a send step")
+                    raise ValueError(f"{where}: {step.on!r} is not a send step")
         return self
 
     def branches(self, step: StepConfig) -> list[tuple[str, str]]:

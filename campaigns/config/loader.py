@@ -24,6 +24,9 @@ _KEY = re.compile(
     r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
 )
 
+#: A model check's message about one item of a list: "steps[3].then: goes to ...".
+_NESTED = re.compile(r"^(steps)\[(\d+)\]\.(\w+): (.*)$", re.DOTALL)
+
 
 def _split_key(dotted: str) -> list[str]:
     parts = re.findall(r"\"[^\"]*\"|'[^']*'|[^.\s]+", dotted)
@@ -197,11 +200,14 @@ def load_config(path: str | Path) -> Config:
         messages = []
         for error in exc.errors():
             loc = _clean_loc(error["loc"], data, error["type"])
+            message = _message(error, loc)
+            nested = _NESTED.match(message)
+            if nested:  # a check across a table's items names the item's key (journey steps)
+                loc = [*loc, nested.group(1), int(nested.group(2)) - 1, nested.group(3)]
+                message = nested.group(4)
             line = _line_for(loc, lines)
             where = f"{path}:{line}" if line else f"{path}"
-            messages.append(
-                f"{where}: {format_loc(loc)}: {_message(error, loc)}{_suggest(error, loc, data)}"
-            )
+            messages.append(f"{where}: {format_loc(loc)}: {message}{_suggest(error, loc, data)}")
         raise ConfigError("\n".join(messages)) from None
     _check_references(config, path, lines)
     return config
