@@ -50,15 +50,15 @@ def run(
     """``run_campaigns`` in a real process, advancing ``chunk`` entries per transaction; its
     output goes to ``run-N.log`` beside the config."""
     code = (
-        "import campaigns.journeys.runner as r; r.CHUNK = %d\n"
+        f"import campaigns.journeys.runner as r; r.CHUNK = {chunk}\n"
         "from campaigns.config import load_config\n"
         "from campaigns.run import run_campaigns\n"
         "from datetime import datetime\n"
         "from campaigns.run import _run\n"
         "from campaigns.progress import quiet\n"
         "from store.engine import opened_store\n"
-        "config, at = load_config(%r), datetime.fromisoformat(%r)\n"
-    ) % (chunk, str(config), at.isoformat())
+        f"config, at = load_config({str(config)!r}), datetime.fromisoformat({at.isoformat()!r})\n"
+    )
     if locked:
         code += "run_campaigns(config, at=at)\n"
     else:  # without the run lock, to race on the store's own guarantees
