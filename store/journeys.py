@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from store.bulk import read_frame, time_param
+from store.bulk import datetime_strings, read_frame, time_param
 from store.outbox import MESSAGE_COLUMNS, _rows
 
 #: Columns of the frame :func:`due_entries` returns.
@@ -187,35 +187,30 @@ def apply_moves(
             ],
         )
     )
+    step_at = datetime_strings(updates["step_at"]).tolist()
+    due_at = datetime_strings(updates["due_at"]).tolist()
+    finished = [None if s == "active" else when for s in updates["status"].tolist()]
     statements.append(
         (
             f"UPDATE journey_entry SET moves = moves + 1, status = {mark}, step = {mark}, "
             f"step_at = {mark}, due_at = {mark}, exit_reason = {mark}, finished_at = {mark} "
             f"WHERE id = {mark} AND moves = {mark} AND status = 'active'",
-            [
-                (
-                    status,
-                    step,
-                    _time(step_at),
-                    _time(due_at),
-                    reason,
-                    None if status == "active" else when,
-                    int(i),
-                    int(m),
+            list(
+                zip(
+                    updates["status"].tolist(),
+                    updates["step"].tolist(),
+                    step_at,
+                    due_at,
+                    updates["exit_reason"].tolist(),
+                    finished,
+                    updates["id"].astype(int).tolist(),
+                    updates["moves"].astype(int).tolist(),
+                    strict=True,
                 )
-                for i, m, status, step, step_at, due_at, reason in zip(
-                    *(updates[c].tolist() for c in UPDATE_COLUMNS), strict=True
-                )
-            ],
+            ),
         )
     )
     return _execute(engine, statements)[-1]
-
-
-def _time(value: Any) -> str | None:
-    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return time_param(pd.Timestamp(value).to_pydatetime())
 
 
 def _execute(engine: Engine, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[int]:

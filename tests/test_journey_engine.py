@@ -160,7 +160,7 @@ class Sim:
                     status=update["status"],
                     step=update["step"],
                     step_at=update["step_at"],
-                    due_at=update["due_at"] if update["due_at"] is not None else datetime.max,
+                    due_at=datetime.max if pd.isna(update["due_at"]) else update["due_at"],
                 )
             if decisions.moves.empty:
                 return

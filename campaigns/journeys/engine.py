@@ -163,17 +163,22 @@ def decide(
     rows = np.flatnonzero(moving)
     completed = moving & ~exiting & (target == EXIT)
     status[completed] = COMPLETED
-    new_step = np.array(
-        [None if status[i] != ACTIVE else target[i] for i in range(n)], dtype=object
-    )
-    due = [
-        arrival_due(journey, str(new_step[i]), at) if new_step[i] is not None else None
-        for i in rows
-    ]
+    active = status == ACTIVE
+    new_step = target.copy()
+    new_step[~active] = None
     to_step = target.copy()
-    for i in rows:
-        if status[i] != ACTIVE:
-            to_step[i] = DONE[str(status[i])]
+    to_step[moving & ~active] = np.where(status[moving & ~active] == EXITED, "exit", "completed")
+    # When each entry is next due: by the step it arrives at (one lookup per step, not per row).
+    nat = np.datetime64("NaT", "ns")
+    due = np.full(n, nat, dtype="datetime64[ns]")
+    arrived = np.full(n, nat, dtype="datetime64[ns]")
+    for step in journey.steps:
+        going = moving & active & (new_step == step.name)
+        if going.any():
+            when = arrival_due(journey, step.name, at)
+            assert when is not None
+            due[going] = np.datetime64(pd.Timestamp(when).as_unit("ns"))
+            arrived[going] = now
     moves = pd.DataFrame(
         {
             "entry_id": entries["id"].to_numpy()[rows],
@@ -190,8 +195,8 @@ def decide(
             "moves": entries["moves"].to_numpy()[rows],
             "status": status[rows],
             "step": new_step[rows],
-            "step_at": [at if s is not None else None for s in new_step[rows]],
-            "due_at": due,
+            "step_at": arrived[rows],
+            "due_at": due[rows],
             "exit_reason": reason[rows],
         }
     )
