@@ -28,7 +28,7 @@ from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
-from campaigns.journeys.runner import advance_journeys
+from campaigns.journeys.runner import advance_journeys, entry_plans
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
@@ -148,8 +148,7 @@ def _run(
 ) -> RunResult:
     fingerprint = config_hash(config)
     # Before reading any data: the last run's watermark may tell that nothing can be due.
-    # Journeys move with time (waits end, timeouts pass): a workspace with journeys always plans.
-    idle = nothing_due(engine, config, at, fingerprint) if not config.journeys else None
+    idle = nothing_due(engine, config, at, fingerprint)
     if idle is not None:
         return _idle_run(engine, config, at, dry_run, idle, report)
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
@@ -168,7 +167,12 @@ def _run(
             marks(engine, config),
             fingerprint,
             quiet_until(
-                config, inputs, plans, set(ready.shop.customers.columns), ready.shop.transactions
+                config,
+                inputs,
+                # A journey's entry is a per-customer trigger as a campaign's is.
+                [*plans, *entry_plans(config)],
+                set(ready.shop.customers.columns),
+                ready.shop.transactions,
             ),
         )
         if only is None and not dry_run
@@ -237,6 +241,7 @@ def _idle_run(
         channel = config.campaigns[name].channel
         result.rows.append(SummaryRow(name, "", None, status, channel, "", Counts()))
         result.notes.append(f"{name}: {status}" + (f" (window {window})" if window else ""))
+    result.notes += [f"journey {name}: no step due" for name in config.journeys]
     if dry_run:
         return result
     run_id, died = start_run(engine, at, idle.watermark.config)

@@ -134,6 +134,21 @@ def wake(engine: Engine, ids: Iterable[int], at: datetime) -> int:
     return _execute(engine, [(sql, rows)])[0]
 
 
+def postpone(engine: Engine, ids: Any, moves: Any, due: Any) -> int:
+    """Make entries due later (a cap holds their message until then), each guarded by its
+    move count (an entry another run moved meanwhile is left alone)."""
+    if len(ids) == 0:
+        return 0
+    mark = _mark(engine.dialect.name)
+    times = datetime_strings(pd.Series(due)).tolist()
+    rows = [(t, int(i), int(m)) for t, i, m in zip(times, ids, moves, strict=True)]
+    sql = (
+        f"UPDATE journey_entry SET due_at = {mark} WHERE id = {mark} AND moves = {mark} "
+        "AND status = 'active'"
+    )
+    return _execute(engine, [(sql, rows)])[0]
+
+
 def awaited_events(engine: Engine, journey: str, at: datetime) -> pd.DataFrame:
     """Human clicks and opens on the journey's messages up to ``at``: ``customer_id``,
     ``window`` (the message's entry and step) and ``kind``, one row each."""

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from campaigns.compose import RunRenderBudget, compose
 from campaigns.config.journeys import JourneyConfig
-from campaigns.config.rules import SegmentTrigger, parse_duration
+from campaigns.config.rules import Cap, SegmentTrigger, parse_duration
 from campaigns.config.schema import CampaignConfig, Config
 from campaigns.engagement.links import Tracker
 from campaigns.journeys.engine import (
@@ -101,7 +101,7 @@ class JourneyRun:
             )
         parts.append(f"{self.completed:,} completed")
         if self.capped:
-            parts.append(f"{self.capped:,} held by a frequency cap (due again next run)")
+            parts.append(f"{self.capped:,} held by a frequency cap (due again when it allows)")
         return f"journey {self.journey}: " + ", ".join(parts)
 
 
@@ -116,6 +116,17 @@ def entry_campaign(journey: JourneyConfig) -> CampaignConfig:
         template="-",
         where=journey.where,
     )
+
+
+def entry_plans(config: Config) -> list[CampaignPlan]:
+    """Each enabled journey's entry as an (empty) campaign plan, for what a run's watermark
+    tells about when a per-customer trigger can next fire (``campaigns.idle.quiet_until``)."""
+    empty = pd.DataFrame(columns=["customer_id", "segment_id", "window", "position"])
+    return [
+        CampaignPlan(name, entry_campaign(journey), DUE, None, empty, empty)
+        for name, journey in config.journeys.items()
+        if journey.enabled
+    ]
 
 
 def step_campaign(journey: JourneyConfig, step_name: str) -> CampaignConfig:
@@ -337,33 +348,47 @@ class CapCounter:
         self.run_counts = this_run["customer_id"].astype(str).value_counts()
         self.added: list[pd.DataFrame] = []
 
-    def _window(self, period: timedelta, campaign: str | None) -> pd.Series:
+    def _window(self, period: timedelta, campaign: str | None) -> pd.DataFrame:
+        """Per customer, messages inside the period (``n``) and when the oldest leaves it."""
         frame = pd.concat([self.history, *self.added], ignore_index=True)
         times = pd.to_datetime(frame["created_at"])
         chosen = (times > pd.Timestamp(self.at - period)) & (times <= pd.Timestamp(self.at))
         if campaign is not None:
             chosen &= frame["campaign"] == campaign
-        return frame.loc[chosen, "customer_id"].astype(str).value_counts()
+        inside = pd.DataFrame(
+            {"customer_id": frame.loc[chosen, "customer_id"].astype(str), "t": times[chosen]}
+        )
+        grouped = inside.groupby("customer_id")["t"]
+        return pd.DataFrame({"n": grouped.size(), "lifts": grouped.min() + period})
 
-    def capped(self, journey: JourneyConfig, entries: pd.DataFrame) -> np.ndarray:
-        """For entries at send steps, whether a cap holds their message back."""
+    def capped(
+        self, journey: JourneyConfig, entries: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For entries at send steps, whether a cap holds their message back, and the earliest
+        time it could stop holding it (the run's time when only the per-run limit does: the
+        next run may send it)."""
         n = len(entries)
-        result = np.zeros(n, dtype=bool)
+        held = np.zeros(n, dtype=bool)
+        at = np.datetime64(pd.Timestamp(self.at).as_unit("ns"))
+        lifts = np.full(n, at, dtype="datetime64[ns]")
         if n == 0:
-            return result
+            return held, lifts
         ids = entries["customer_id"].astype(str)
         limit = self.config.settings.max_messages_per_customer_per_run
-        result |= self.run_counts.reindex(ids).fillna(0).to_numpy() >= limit
-        for cap in self.config.settings.caps:
-            counts = self._window(cap.period, None).reindex(ids).fillna(0).to_numpy()
-            result |= counts >= cap.messages
+        held |= self.run_counts.reindex(ids).fillna(0).to_numpy() >= limit
         steps = entries["step"].to_numpy(dtype=object)
+        checks: list[tuple[Cap, str | None, np.ndarray]] = [
+            (cap, None, np.ones(n, dtype=bool)) for cap in self.config.settings.caps
+        ]
         for step in journey.steps:
-            here = steps == step.name
-            for cap in step.caps:
-                counts = self._window(cap.period, self.name).reindex(ids).fillna(0).to_numpy()
-                result |= here & (counts >= cap.messages)
-        return result
+            checks += [(cap, self.name, steps == step.name) for cap in step.caps]
+        for cap, campaign, applies in checks:
+            found = self._window(cap.period, campaign).reindex(ids)
+            over = applies & (found["n"].fillna(0).to_numpy() >= cap.messages)
+            held |= over
+            later = found["lifts"].to_numpy(dtype="datetime64[ns]")
+            lifts[over] = np.maximum(lifts[over], later[over])
+        return held, lifts
 
     def record(self, customer_ids: pd.Series) -> None:
         ids = customer_ids.astype(str)
@@ -474,9 +499,11 @@ def _advance(
             after = int(entries["id"].max())
             facts = world.facts(journey, entries, at)
             at_send = np.isin(entries["step"].to_numpy(dtype=object), list(send_steps))
+            lifts = np.zeros(0, dtype="datetime64[ns]")
             if at_send.any():
                 capped = np.zeros(len(entries), dtype=bool)
-                capped[at_send] = caps.capped(journey, entries.loc[at_send])
+                lifts = np.full(len(entries), np.datetime64("NaT", "ns"))
+                capped[at_send], lifts[at_send] = caps.capped(journey, entries.loc[at_send])
                 facts = replace(
                     facts,
                     capped=capped & np.array([r is None for r in facts.exit_reason], dtype=bool),
@@ -500,6 +527,16 @@ def _advance(
             moved = store.apply_moves(
                 engine, name, messages, decisions.moves, decisions.updates, at, run_id
             )
+            if facts.capped.any():
+                # Due again when the cap can first let them through (not before: a run in
+                # between has nothing to do for them, and may then find nothing due at all).
+                later = facts.capped & (lifts > np.datetime64(pd.Timestamp(at).as_unit("ns")))
+                store.postpone(
+                    engine,
+                    entries.loc[later, "id"].to_numpy(),
+                    entries.loc[later, "moves"].to_numpy(),
+                    lifts[later],
+                )
             if not messages.empty:
                 sent = messages[messages["status"] == "queued"]
                 caps.record(sent["customer_id"])
