@@ -248,6 +248,13 @@ def nothing_due(engine: Engine, config: Config, at: datetime, fingerprint: str) 
             statuses[name] = (ALREADY_PLANNED, key)
         else:
             return None  # a schedule window is due
+    for journey in config.journeys.values():
+        trigger = journey.trigger
+        if journey.enabled and isinstance(trigger, ScheduleTrigger | OnceTrigger):
+            # A schedule entry whose window fired since the last run enrols customers.
+            now, then = last_fire(trigger, at), last_fire(trigger, last.at)
+            if now is not None and (then is None or now.key != then.key):
+                return None
     if config.journeys:
         # A journey step that is due (a wait that ended, a timeout, a send a cap held) is work.
         with engine.connect() as connection:

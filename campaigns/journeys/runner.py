@@ -488,10 +488,10 @@ def _advance(
     """Rounds of chunks of due entries, until a round moves nobody (a journey only goes
     forward, so at most one round per step)."""
     send_steps = {s.name for s in journey.steps if s.send is not None}
+    held: set[int] = set()  # entries a cap held back in this run (some are tried each round)
     for _round in range(len(journey.steps) + 2):
         after = 0
         moved_in_round = 0
-        held_capped = 0
         while True:
             entries = store.due_entries(engine, name, at, after, CHUNK)
             if entries.empty:
@@ -508,7 +508,7 @@ def _advance(
                     facts,
                     capped=capped & np.array([r is None for r in facts.exit_reason], dtype=bool),
                 )
-                held_capped += int(facts.capped.sum())
+                held.update(entries.loc[facts.capped, "id"].astype(int).tolist())
             decisions = decide(name, journey, entries, facts, at)
             messages = _compose(
                 name,
@@ -551,7 +551,7 @@ def _advance(
             ):
                 result.exited[str(reason)] = result.exited.get(str(reason), 0) + int(n)
             result.completed += int((ended["status"] == COMPLETED).sum())
-        result.capped = held_capped
+        result.capped = len(held)
         if moved_in_round == 0:
             break
 
