@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 from jinja2 import TemplateSyntaxError, meta
 
-from campaigns.compose import unsubscribe_url
-from campaigns.conditions import ConditionError
+from campaigns.compose import customer_records, unsubscribe_url
+from campaigns.conditions import Condition, ConditionError
+from campaigns.config.journeys import EXIT, EXIT_KEYWORDS, JourneyConfig
 from campaigns.config.schema import Config, DemoSource
 from campaigns.engagement.tokens import load_keys, webhook_secret
 from campaigns.errors import ConfigError, TemplateCheckError
@@ -215,7 +216,85 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
                 )
         if not campaign.enabled:
             report.warnings.append(f"{where}: disabled")
+    for name, journey in config.journeys.items():
+        report.warnings += _check_journey(
+            config, name, journey, env, folder, customer, columns, types, now
+        )
+        report.templates += [s.send for s in journey.steps if s.send is not None]
     return report
+
+
+def _check_journey(
+    config: Config,
+    name: str,
+    journey: JourneyConfig,
+    env: Any,
+    folder: Any,
+    customer: dict[str, Any],
+    columns: list[str],
+    types: dict[str, str],
+    now: datetime,
+) -> list[str]:
+    """A journey's conditions name real columns, its templates render, and warnings: steps no
+    path reaches, waits for a click or open that cannot be tracked, a send right after a send."""
+    where = f"journeys.{name}"
+    conditions = [("where", journey.where)] + [
+        (f"steps.{s.name}.split", s.split) for s in journey.steps
+    ]
+    conditions += [("exit_when", c) for c in journey.exit_when if c not in EXIT_KEYWORDS]
+    for key, text in conditions:
+        if text is None:
+            continue
+        try:
+            condition = Condition.parse(text)
+            if not isinstance(customer, _AnyTrait):
+                condition.check_names(columns)
+            condition.check_types(types)
+        except ConditionError as exc:
+            raise ConfigError(f"{where}.{key}: {exc}") from None
+    warnings = []
+    for step in journey.steps:
+        if step.send is None:
+            continue
+        try:
+            template = MessageTemplate.load(env, step.send, step.subject)
+            for part in ("txt", "html"):
+                _check_names(env, f"{step.send}.{part}.j2", folder, required=part == "txt")
+            record = {k: plain(v) for k, v in customer.items()}
+            template.render(
+                build_context(
+                    customer=_AnyTrait(record) if isinstance(customer, _AnyTrait) else record,
+                    segment={"id": 1, "name": "Sample segment", "profile": {}},
+                    campaign={"name": name, "description": journey.description, "purpose": None},
+                    now=now,
+                    unsubscribe_url=unsubscribe_url(
+                        config.settings.unsubscribe_base_url, "C0", name
+                    ),
+                    variant=None,
+                )
+            )
+        except TemplateCheckError as exc:
+            raise TemplateCheckError(f"{where}.steps.{step.name}.send: {exc}") from None
+    warnings += [
+        f"{where}.steps.{s}: unreachable (no branch leads to it)" for s in journey.unreachable()
+    ]
+    for step in journey.steps:
+        if step.wait_for in ("click", "open") and not journey.track_links:
+            warnings.append(
+                f"{where}.steps.{step.name}: waits for a {step.wait_for} that cannot be seen "
+                f"(track_links is off), so everyone takes its else branch after {step.timeout}"
+            )
+        if step.send is not None:
+            for _, target in journey.branches(step):
+                if target != EXIT and journey.step(target).send is not None:
+                    warnings.append(
+                        f"{where}.steps.{step.name}: goes straight on to send step {target!r}; "
+                        "with max_messages_per_customer_per_run or a frequency cap it waits "
+                        "for a later run (put a wait between them)"
+                    )
+    if not journey.enabled:
+        warnings.append(f"{where}: disabled")
+    return warnings
 
 
 #: Types of the columns every workspace has, for type checks before the store has data.

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 from campaigns.config.rules import (
@@ -63,6 +63,7 @@ from campaigns.planner import (
 )
 from campaigns.time_dependence import steady
 from campaigns.triggers import last_fire
+from store.bulk import time_param
 from store.tables import CampaignRun
 from store.watermarks import data_marks
 
@@ -109,6 +110,11 @@ def marks(engine: Engine, config: Config) -> dict[str, str]:
     """The data's marks (see :func:`store.watermarks.data_marks`) and the do-not-contact file's
     digest, which can lift a suppression without touching the store."""
     found = data_marks(engine)
+    if any(s.wait_for in ("click", "open") for j in config.journeys.values() for s in j.steps):
+        # A click or open wakes an entry waiting for it.
+        with engine.connect() as connection:
+            last = connection.execute(text("SELECT max(id) FROM engagement_event")).scalar()
+        found["last_engagement"] = "" if last is None else str(last)
     if config.settings.do_not_contact is not None:
         path = config.path(config.settings.do_not_contact)
         content = path.read_bytes() if path.exists() else b""
@@ -139,6 +145,13 @@ def quiet_until(
     if lines_after is not None:
         until = min(until, lines_after)
     recency = inputs.customers["recency"].to_numpy(dtype=float)
+    for journey in config.journeys.values():
+        # Segments move with time: a journey that watches them cannot tell when it is quiet.
+        watches = "left_segment" in journey.exit_when or any(
+            s.wait_for == "left_segment" for s in journey.steps
+        )
+        if journey.enabled and (watches or "*" not in journey.segments):
+            return None
     for plan in plans:
         campaign, trigger = plan.config, plan.config.trigger
         if not campaign.enabled or isinstance(trigger, ScheduleTrigger | OnceTrigger):
@@ -235,5 +248,23 @@ def nothing_due(engine: Engine, config: Config, at: datetime, fingerprint: str) 
             statuses[name] = (ALREADY_PLANNED, key)
         else:
             return None  # a schedule window is due
+    for journey in config.journeys.values():
+        trigger = journey.trigger
+        if journey.enabled and isinstance(trigger, ScheduleTrigger | OnceTrigger):
+            # A schedule entry whose window fired since the last run enrols customers.
+            now, then = last_fire(trigger, at), last_fire(trigger, last.at)
+            if now is not None and (then is None or now.key != then.key):
+                return None
+    if config.journeys:
+        # A journey step that is due (a wait that ended, a timeout, a send a cap held) is work.
+        with engine.connect() as connection:
+            due = connection.execute(
+                text(
+                    "SELECT count(*) FROM journey_entry WHERE status = 'active' AND due_at <= :at"
+                ),
+                {"at": time_param(at)},
+            ).scalar_one()
+        if due:
+            return None
     since = watermark.run if watermark.run is not None else last.id
     return Idle(since, watermark.quiet_until, watermark, statuses)

@@ -31,6 +31,7 @@ from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
+from campaigns.journeys.runner import advance_journeys, entry_plans
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
@@ -45,7 +46,14 @@ from campaigns.segments import (
     record_membership,
     stored_features,
 )
-from campaigns.summary import RunResult, SummaryRow, notes, summary_rows, would_be
+from campaigns.summary import (
+    RunResult,
+    SummaryRow,
+    journey_rows,
+    notes,
+    summary_rows,
+    would_be,
+)
 from campaigns.validate import validate_templates
 from store import outbox
 from store.engine import opened_store
@@ -178,7 +186,12 @@ def _run(
             marks(engine, config),
             fingerprint,
             quiet_until(
-                config, inputs, plans, set(ready.shop.customers.columns), ready.lines_after
+                config,
+                inputs,
+                # A journey's entry is a per-customer trigger as a campaign's is.
+                [*plans, *entry_plans(config)],
+                set(ready.shop.customers.columns),
+                ready.lines_after,
             ),
         )
         if only is None and not dry_run
@@ -199,6 +212,21 @@ def _run(
             )
             rendered = composed.messages
             if not dry_run:
+                # Journeys read the purchase history (their exits): the log is read only
+                # when some journey is enabled.
+                if only is None and any(j.enabled for j in config.journeys.values()):
+                    result.journeys = advance_journeys(
+                        engine,
+                        config,
+                        ready.customers,
+                        ready.shop.transactions,
+                        ready.model.for_templates(),
+                        inputs,
+                        ready.model.names,
+                        at,
+                        run_id,
+                        report,
+                    )
                 report("Delivering", 0, None)
                 delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
                 _note_delivery(result, delivered, run_id, died)
@@ -209,7 +237,13 @@ def _run(
                 destinations = {}
                 result.messages = rendered
             result.rows = summary_rows(plans, rendered, fates, model.labels, destinations)
+            result.rows += journey_rows(config, fates, model.labels, destinations)
             result.notes[:0] = notes(plans, result.rows)
+            if dry_run and config.journeys and only is None:
+                result.notes.append(
+                    "journeys are not advanced by a dry run (campaign plan shows who is due)"
+                )
+            result.notes += [j.sentence() for j in result.journeys]
             if not dry_run:
                 _finish_run(engine, run_id, result, watermark)
     except BaseException as exc:
@@ -230,6 +264,7 @@ def _idle_run(
         channel = config.campaigns[name].channel
         result.rows.append(SummaryRow(name, "", None, status, channel, "", Counts()))
         result.notes.append(f"{name}: {status}" + (f" (window {window})" if window else ""))
+    result.notes += [f"journey {name}: no step due" for name in config.journeys]
     if dry_run:
         return result
     run_id, died = start_run(engine, at, idle.watermark.config)

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from campaigns.compose import HELD_OUT, RENDER_FAILED
 from campaigns.counts import Counts, total
 from campaigns.planner import ALREADY_SENT, DUE, CampaignPlan
+
+if TYPE_CHECKING:
+    from campaigns.config.schema import Config
+    from campaigns.journeys.runner import JourneyRun
+
+#: The status of a journey's rows in a run summary.
+JOURNEY = "journey"
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class RunResult:
     #: Why the run had nothing to plan, found before it read any data (``campaigns/idle.py``);
     #: None for a run that planned.
     nothing_due: str | None = None
+    #: What the run did in each journey (entries, moves, exits); its messages are in ``rows``.
+    journeys: list[JourneyRun] = field(default_factory=list)
 
     @property
     def totals(self) -> Counts:
@@ -102,6 +111,7 @@ class RunResult:
             "nothing_due": self.nothing_due,
             "totals": self.totals.to_json(),
             "rows": [row.to_json() for row in self.rows],
+            "journeys": [j.to_json() for j in self.journeys],
             "notes": list(self.notes),
         }
 
@@ -181,6 +191,32 @@ def summary_rows(
             rows.append(SummaryRow(plan.name, label, sid, DUE, channel, shown, counts))
         if not segment_ids:
             rows.append(SummaryRow(plan.name, "", None, DUE, channel, "", Counts()))
+    return rows
+
+
+def journey_rows(
+    config: Config,
+    fates: dict[tuple[str, int], Counts],
+    names: dict[int, str],
+    destinations: dict[str, set[str]],
+) -> list[SummaryRow]:
+    """Per journey and segment, the messages its send steps planned in this run (their audience
+    is the messages planned: a journey's entries are counted in the journey lines)."""
+    rows = []
+    for name, journey in config.journeys.items():
+        where = ", ".join(sorted(destinations.get(name, set())))
+        for (campaign, sid), counts in sorted(fates.items()):
+            if campaign != name:
+                continue
+            shown = Counts()
+            shown.add(counts)
+            shown.audience = shown.planned + shown.held_out
+            label = f"{sid} {names.get(sid, '?')}"
+            rows.append(
+                SummaryRow(
+                    name, label, sid, JOURNEY, journey.channel, where if shown.sent else "", shown
+                )
+            )
     return rows
 
 

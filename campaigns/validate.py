@@ -73,6 +73,20 @@ def validate_templates(
                 _check_names(env, template, columns)
             except TemplateCheckError as exc:
                 raise TemplateCheckError(f"{where_in_config(config, *loc)}: {exc}") from None
+    if only is not None:
+        return
+    for name, journey in config.journeys.items():
+        if not journey.enabled and not include_disabled:
+            continue
+        for index, step in enumerate(journey.steps):
+            if step.send is None:
+                continue
+            try:
+                MessageTemplate.load(env, step.send, step.subject)
+                _check_names(env, step.send, columns)
+            except TemplateCheckError as exc:
+                where = where_in_config(config, "journeys", name, "steps", index, "send")
+                raise TemplateCheckError(f"{where}: {exc}") from None
 
 
 def _templates(name: str, campaign: CampaignConfig) -> Iterator[tuple[tuple[str, ...], str]]:

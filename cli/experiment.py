@@ -295,7 +295,8 @@ def report_command(
     complaints, conversions and revenue, by day, segment and variant; for an experiment first
     its rates, lifts with intervals, p-values, SRM check, guardrails and a decision per arm.
 
-    CAMPAIGN is any campaign in the config, or an experiment imported with campaign track.
+    CAMPAIGN is any campaign in the config, or an experiment imported with campaign track; for a
+    journey, its funnel: entries per step and branch, exits by reason and conversions.
 
     Example: campaign report winback --html winback.html
     """
@@ -303,6 +304,13 @@ def report_command(
     from campaigns.engagement.report import campaign_report
 
     config = load_config(config_path)
+    if name in config.journeys and name not in config.campaigns:
+        from cli.report import journey_report_command
+
+        if control is not None:
+            raise click.UsageError(f"--control applies to experiments; {name} is a journey")
+        journey_report_command(config, name, output_format, html_path)
+        return
     campaign = config.campaigns.get(name)
     if campaign is not None and campaign.experiment is None:
         if control is not None:

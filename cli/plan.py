@@ -33,12 +33,14 @@ def plan_command(
     """
     from campaigns.config import load_config
     from campaigns.counts import total
+    from campaigns.journeys.report import journey_plan
     from campaigns.preview import plan_workspace
 
     config = load_config(config_path)
     report = plan_workspace(config, _now(at), only)
+    journeys = journey_plan(config, report.at) if only is None else []
     if output_format == "json":
-        print_json(report.to_json())
+        print_json({**report.to_json(), "journeys": journeys})
         return
     out = console()
     out.print(f"Plan at {report.at:%Y-%m-%d %H:%M} UTC")
@@ -72,6 +74,17 @@ def plan_command(
         if left:
             detail = ", ".join(f"{n:,} {reason}" for reason, n in sorted(left.items()))
             out.print(f"- {campaign}: left out {detail}")
+    if journeys:
+        steps = table("journey", "step", "kind", "waiting>", "due now>")
+        for step in journeys:
+            steps.add_row(
+                step["journey"],
+                step["step"],
+                step["kind"],
+                f"{step['waiting']:,}",
+                f"{step['due']:,}",
+            )
+        out.print(steps)
     out.print("Changes since the last run:")
     for change in report.changes:
         out.print(f"- {change}")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cli.output import console, print_json, table
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from campaigns.config.schema import Config
     from campaigns.engagement.report import CampaignReport, Metrics
 
 #: The columns of the tables by day, segment and variant.
@@ -68,3 +72,49 @@ def print_campaign_report(out: Console, report: CampaignReport) -> None:
         out.print(_table("variant", report.by_variant))
     for note in report.notes:
         out.print(f"- {note}", markup=False, soft_wrap=True)
+
+
+def journey_report_command(
+    config: Config, name: str, output_format: str, html_path: Path | None
+) -> None:
+    """``campaign report JOURNEY``: the funnel in the terminal, as JSON, or as an HTML page."""
+    from datetime import UTC, datetime
+
+    from campaigns.journeys.report import journey_report, render_html
+
+    report = journey_report(config, name, datetime.now(UTC).replace(tzinfo=None))
+    if html_path is not None:
+        html_path.write_text(render_html(report, config.journeys[name]), encoding="utf-8")
+    if output_format == "json":
+        print_json(report.to_json())
+        return
+    out = console()
+    exits = ", ".join(f"{n:,} {r}" for r, n in sorted(report.exited.items())) or "none"
+    out.print(
+        f"Journey {name}: {report.entries:,} entries, {report.active:,} active, "
+        f"{report.completed:,} completed, exited: {exits}",
+        markup=False,
+    )
+    rate = f" ({report.converted / report.entries:.1%})" if report.entries else ""
+    median = (
+        f", median {report.median_days_to_convert:g} days after entry"
+        if report.median_days_to_convert is not None
+        else ""
+    )
+    out.print(f"Converted (bought after entering): {report.converted:,}{rate}{median}")
+    steps = table("step", "kind", "reached>", "waiting>", "due>", "messages", "outcomes")
+    for line in report.steps:
+        steps.add_row(
+            line.name,
+            line.kind,
+            f"{line.reached:,}",
+            f"{line.waiting:,}",
+            f"{line.due:,}",
+            ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in line.messages.items()),
+            "; ".join(
+                f"{o} -> {t}: {n:,}" for o, ts in line.outcomes.items() for t, n in ts.items()
+            ),
+        )
+    out.print(steps)
+    if html_path is not None:
+        out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)

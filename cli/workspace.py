@@ -59,6 +59,7 @@ def check_command(config_path: Path, output_format: str) -> None:
                 "config": str(config_path),
                 "ok": True,
                 "campaigns": len(config.campaigns),
+                "journeys": len(config.journeys),
                 "templates": len(set(report.templates)),
                 "channels": len(config.channels),
                 "warnings": list(report.warnings),
@@ -68,8 +69,10 @@ def check_command(config_path: Path, output_format: str) -> None:
     out = console()
     for warning in report.warnings:
         out.print(f"warning: {warning}")
+    journeys = len(config.journeys)
+    shown = f"{journeys} journey{'s' if journeys != 1 else ''}, " if journeys else ""
     out.print(
-        f"{config_path}: OK ({len(config.campaigns)} campaigns, "
+        f"{config_path}: OK ({len(config.campaigns)} campaigns, {shown}"
         f"{len(set(report.templates))} templates, {len(config.channels)} channels)"
     )
 

@@ -403,3 +403,75 @@ class PersonalizationModel(SQLModel, table=True):
     report: dict[str, Any] = Field(sa_column=Column(JSON))
     #: The pickled model. The store is trusted: only this tool writes it.
     blob: bytes = Field(sa_column=Column(LargeBinary))
+
+
+class JourneyEntry(SQLModel, table=True):
+    """One customer's entry into a journey: where they are and when their step is due.
+
+    ``status`` is active (``step`` and ``due_at`` set), exited (``exit_reason`` says why) or
+    completed. ``moves`` counts the steps taken; every move is guarded by it, so a step is taken
+    once however many runs try it. A customer has at most one active entry per journey: the
+    partial unique index says so in the database.
+    """
+
+    __tablename__ = "journey_entry"
+    __table_args__ = (
+        UniqueConstraint("journey", "customer_id", "entry_no"),
+        Index(
+            "ux_journey_entry_active",
+            "journey",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_journey_entry_due",
+            "journey",
+            "due_at",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    journey: str
+    customer_id: str
+    entry_no: int
+    #: The trigger occasion it entered on (one entry per occasion).
+    occasion: str
+    status: str = "active"
+    step: str | None = None
+    #: When it arrived at ``step`` (a wait_for looks for events since then).
+    step_at: datetime | None = Field(default=None, sa_type=DateTime)
+    due_at: datetime | None = Field(default=None, sa_type=DateTime)
+    moves: int = 0
+    exit_reason: str | None = None
+    entered_at: datetime = Field(sa_type=DateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class JourneyMove(SQLModel, table=True):
+    """One step taken by one journey entry: the step, how it ended (``outcome``: sent, waited,
+    clicked, timeout, true, false, a random branch, or an exit reason) and where it went.
+
+    Written in the transaction that moves the entry (and queues its message), unique by
+    (entry, move number): a replayed move cannot be recorded twice.
+    """
+
+    __tablename__ = "journey_move"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "seq"),
+        Index("ix_journey_move_journey", "journey"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int
+    seq: int
+    journey: str
+    customer_id: str
+    #: The step taken (None for an exit checked before a step, then ``step`` is where they were).
+    step: str | None = None
+    outcome: str
+    #: The next step, "exit" or "completed".
+    to_step: str
+    at: datetime = Field(sa_type=DateTime)
+    run_id: int

@@ -70,7 +70,7 @@ def test_a_template_reading_a_configured_trait_passes_on_a_fresh_workspace(
     assert not (workspace.parent / ".campaign").exists()
     result = invoke("check", "-c", str(workspace))
     assert result.exit_code == 0, result.output
-    assert result.output.endswith("OK (5 campaigns, 7 templates, 2 channels)\n")
+    assert result.output.endswith("OK (5 campaigns, 1 journey, 10 templates, 2 channels)\n")
 
 
 def test_with_a_store_check_renders_for_real_customers_and_names_those_it_fails_for(

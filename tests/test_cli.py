@@ -32,6 +32,13 @@ def demo_workspace(tmp_path: Path) -> Path:
     return config
 
 
+def journey_messages(output: str) -> int:
+    """Messages the demo's lapsing journey queued in a run, from its line of the notes (it
+    messages customers no campaign took, such as the winback experiment's holdout)."""
+    found = re.search(r"- journey lapsing: .* (\d+) messages queued", output)
+    return int(found.group(1)) if found else 0
+
+
 def held_out(output: str) -> int:
     """How many customers the winback experiment held out, from a run's notes."""
     line = next(line for line in output.splitlines() if line.endswith("held out (experiment)"))
@@ -94,7 +101,7 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
     )
     assert closing is not None, lines[-1]
     planned, sent, deferred = (int(n) for n in closing.groups())
-    assert planned == 400 - holdout == sent + deferred
+    assert planned == 400 - holdout + journey_messages(first.output) == sent + deferred
     assert deferred > 0
 
     out = demo_workspace.parent / "out"
@@ -105,6 +112,7 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
         "reorder-reminder",
         "vip-thanks",
         "winback",
+        "lapsing",
     }
     assert all(p.with_name(p.stem + ".manifest.json").exists() for p in exports)
     messages = pd.concat(
@@ -116,6 +124,8 @@ def test_run_exports_each_message_once(demo_workspace: Path) -> None:
         ]
     )
     assert len(messages) == messages["customer_id"].nunique() == sent
+    journey = messages[messages["campaign"] == "lapsing"]
+    assert journey["idempotency_key"].str.match(r"^lapsing:C\d{6}:entry1:note$").all()
     vip = messages[messages["campaign"] == "vip-thanks"]
     assert vip["subject"].str.endswith(", early access is yours").all()
     keys = messages.set_index("campaign")["idempotency_key"]
@@ -153,12 +163,14 @@ def test_dry_run_shows_what_the_run_then_does(demo_workspace: Path) -> None:
     assert not (demo_workspace.parent / "out").exists()
     real = invoke("run", "-c", str(demo_workspace), "--at", AT)
 
-    # The same campaigns, segments, audiences, left out, held out and planned, row for row.
+    # The same campaigns, segments, audiences, left out, held out and planned, row for row (a
+    # dry run does not advance journeys, and says so).
     def table(output: str) -> list[list[str]]:
         rows = [line.split("│")[1:7] for line in output.splitlines() if line.startswith("│")]
-        return [[cell.strip() for cell in row] for row in rows]
+        return [[cell.strip() for cell in row] for row in rows if row[0].strip() != "lapsing"]
 
     assert table(dry.output) == table(real.output)
+    assert "journeys are not advanced by a dry run" in dry.output
 
 
 def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
@@ -176,7 +188,12 @@ def test_one_campaign_only_and_an_unknown_one(demo_workspace: Path) -> None:
 def test_check_and_status(demo_workspace: Path) -> None:
     check = invoke("check", "-c", str(demo_workspace))
     assert check.exit_code == 0, check.output
-    assert check.output == f"{demo_workspace}: OK (5 campaigns, 7 templates, 2 channels)\n"
+    # The demo's journey waits for a click, which it cannot see without [tracking]: a warning.
+    assert check.output == (
+        "warning: journeys.lapsing.steps.clicked: waits for a click that cannot be seen "
+        "(track_links is off), so everyone takes its else branch after 3d\n"
+        f"{demo_workspace}: OK (5 campaigns, 1 journey, 10 templates, 2 channels)\n"
+    )
     invoke("run", "-c", str(demo_workspace), "--at", AT)
     status = invoke("status", "-c", str(demo_workspace), "--at", AT)
     assert status.exit_code == 0, status.output
@@ -359,7 +376,7 @@ def test_do_not_contact_file(demo_workspace: Path) -> None:
     demo_workspace.write_text(text)
     result = invoke("run", "-c", str(demo_workspace), "--at", AT)
     assert result.exit_code == 0, result.output
-    planned = 398 - held_out(result.output)
+    planned = 398 - held_out(result.output) + journey_messages(result.output)
     assert result.output.splitlines()[-1].startswith(f"Planned {planned} new messages: ")
     assert "- newsletter: 2 left out (suppressed)" in result.output
 

@@ -41,7 +41,7 @@ caps = [{{ messages = 1, per = "6h" }}]
 """
 
 EXTRA = """
-[campaigns.lapsing]
+[campaigns.lapsing-30d]
 description = "Customers who have not bought for a month, with some spend"
 segments = ["*"]
 where = "monetary >= 20"

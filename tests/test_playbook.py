@@ -55,7 +55,9 @@ def test_demo_drafts_pass_check(tmp_path: Path) -> None:
     with config.open("a", encoding="utf-8") as handle:
         handle.write("\n" + text)
     checked = invoke("check", "-c", str(config))
-    assert checked.splitlines()[-1] == f"{config}: OK (9 campaigns, 15 templates, 2 channels)"
+    assert checked.splitlines()[-1] == (
+        f"{config}: OK (9 campaigns, 1 journey, 18 templates, 2 channels)"
+    )
 
     # Asked again, it writes no template over the existing ones and names its campaigns apart.
     again = json.loads(invoke("segment", "suggest", "-c", str(config), "--format", "json"))

@@ -24,6 +24,9 @@ _KEY = re.compile(
     r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
 )
 
+#: A model check's message about one item of a list: "steps[3].then: goes to ...".
+_NESTED = re.compile(r"^(steps)\[(\d+)\]\.(\w+): (.*)$", re.DOTALL)
+
 
 def _split_key(dotted: str) -> list[str]:
     parts = re.findall(r"\"[^\"]*\"|'[^']*'|[^.\s]+", dotted)
@@ -197,11 +200,14 @@ def load_config(path: str | Path) -> Config:
         messages = []
         for error in exc.errors():
             loc = _clean_loc(error["loc"], data, error["type"])
+            message = _message(error, loc)
+            nested = _NESTED.match(message)
+            if nested:  # a check across a table's items names the item's key (journey steps)
+                loc = [*loc, nested.group(1), int(nested.group(2)) - 1, nested.group(3)]
+                message = nested.group(4)
             line = _line_for(loc, lines)
             where = f"{path}:{line}" if line else f"{path}"
-            messages.append(
-                f"{where}: {format_loc(loc)}: {_message(error, loc)}{_suggest(error, loc, data)}"
-            )
+            messages.append(f"{where}: {format_loc(loc)}: {message}{_suggest(error, loc, data)}")
         raise ConfigError("\n".join(messages)) from None
     _check_references(config, path, lines)
     return config
@@ -225,6 +231,30 @@ def _check_references(config: Config, path: Path, lines: Mapping[Any, int]) -> N
                 f"{path}:{line}: {format_loc(loc)}: unknown channel {campaign.channel!r}; "
                 f"defined channels: {defined}"
             )
+    for name, journey in config.journeys.items():
+        loc = ("journeys", name)
+        if not CAMPAIGN_NAME.match(name):
+            errors.append(
+                f"{path}:{_line_for(loc, lines)}: {format_loc(loc)}: a journey name must be "
+                "lower-case letters, digits, '-' or '_'"
+            )
+        if name in config.campaigns:
+            errors.append(
+                f"{path}:{_line_for(loc, lines)}: {format_loc(loc)}: a campaign is called "
+                f"{name!r} too; journeys and campaigns share the outbox, give them different names"
+            )
+        channels = [(("journeys", name, "channel"), journey.channel)] + [
+            (("journeys", name, "steps", i, "channel"), step.channel)
+            for i, step in enumerate(journey.steps)
+            if step.channel is not None
+        ]
+        for where, channel_name in channels:
+            if channel_name not in config.channels:
+                defined = ", ".join(repr(c) for c in sorted(config.channels))
+                errors.append(
+                    f"{path}:{_line_for(where, lines)}: {format_loc(where)}: unknown channel "
+                    f"{channel_name!r}; defined channels: {defined}"
+                )
     root = config.root.resolve()
     for name, channel in config.channels.items():
         if not isinstance(channel, FileChannel) or channel.allow_outside:

@@ -24,6 +24,7 @@ from pydantic import (
 
 from campaigns.conditions import Condition, ConditionError
 from campaigns.config.experiments import DecisionConfig, ImportedExperimentConfig
+from campaigns.config.journeys import JourneyConfig
 from campaigns.config.rules import Cap, QuietHours, Trigger, parse_duration
 from campaigns.errors import ConfigError
 
@@ -628,6 +629,8 @@ class Config(_Model):
     templates: Path = Path("templates")
     channels: dict[str, Channel] = Field(min_length=1)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
+    #: Multi-step flows (``[journeys.NAME]``, see docs/journeys.md).
+    journeys: dict[str, JourneyConfig] = Field(default_factory=dict)
     #: Designs of experiments run elsewhere and imported (``campaign experiment import``).
     experiments: dict[str, ImportedExperimentConfig] = Field(default_factory=dict)
     #: Tracked links, opens, one-click unsubscribe and provider events (``campaign listen``).
@@ -646,7 +649,20 @@ class Config(_Model):
                         f"campaigns.{name}.track_links is true but there is no [tracking] "
                         "section; add one with base_url (where `campaign listen` is reachable)"
                     )
+            for name, journey in self.journeys.items():
+                if journey.track_links:
+                    raise ValueError(
+                        f"journeys.{name}.track_links is true but there is no [tracking] "
+                        "section; add one with base_url (where `campaign listen` is reachable)"
+                    )
         return self
+
+    def require_journey(self, name: str) -> JourneyConfig:
+        """The journey called ``name``, or a :class:`ConfigError` listing the journeys."""
+        if name not in self.journeys:
+            known = ", ".join(sorted(self.journeys)) or "none"
+            raise ConfigError(f"no journey called {name!r}; journeys in the config: {known}")
+        return self.journeys[name]
 
     def require_campaign(self, name: str) -> CampaignConfig:
         """The campaign called ``name``, or a :class:`ConfigError` listing the campaigns."""

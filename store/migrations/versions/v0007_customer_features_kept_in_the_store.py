@@ -3,8 +3,8 @@ arrive: ``customer_feature`` (orders, net spend, first and last purchase) and
 ``customer_category_spend`` (net spend per product category). Both start empty; the first run
 after this revision builds them (``store.features``).
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Created: 2026-12-03 07:01:08.427208
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
-revision = "0009"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

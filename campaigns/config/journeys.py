@@ -1,0 +1,296 @@
+"""Config models of journeys: multi-step flows read top to bottom (``[journeys.NAME]``).
+
+A journey has an entry (a trigger of those campaigns use, and an optional ``where``), exits
+checked before every step (``exit_when``), a re-entry rule, and ordered, named steps. Each step
+is exactly one of::
+
+    send = "TEMPLATE"            a message, as a campaign sends it (channel, subject, caps)
+    wait = "3d"                  a pause
+    wait_for = "click"           click | open (of an earlier send step, ``on``), conversion,
+                                 left_segment; ``timeout``, then ``then`` / ``else``
+    split = "CONDITION"          ``then`` when the condition holds, ``else`` otherwise
+    random = { a = 1, b = 1 }    one of the named steps, at random by weight
+
+A branch (``then``, ``else``, a ``random`` key) names a later step or ``"exit"``; without one a
+step goes on to the next step in order, and the last step completes the journey. Branches only go
+forward, so a journey always ends and never loops.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from campaigns.conditions import Condition, ConditionError
+from campaigns.config.rules import Cap, Trigger, parse_duration
+
+#: A branch target that leaves the journey (status completed).
+EXIT = "exit"
+
+#: exit_when keywords; any other item is a condition.
+EXIT_KEYWORDS = ("converted", "unsubscribed", "left_segment")
+
+#: What a wait_for may wait for.
+WAIT_FOR = ("click", "open", "conversion", "left_segment")
+
+STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_REENTRY = re.compile(r"^\s*after\s+(\S+)\s*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+
+
+def _condition(value: str) -> str:
+    try:
+        Condition.parse(value)
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class StepConfig(_Model):
+    """One step of a journey (see the module docstring)."""
+
+    name: str
+    # send
+    send: str | None = None
+    subject: str = ""
+    #: The channel of this message; by default the journey's.
+    channel: str | None = None
+    #: Frequency caps counting this journey's messages (global caps always apply).
+    caps: list[Cap] = Field(default_factory=list)
+    # wait
+    wait: str | None = None
+    # wait_for
+    wait_for: Literal["click", "open", "conversion", "left_segment"] | None = None
+    #: The send step whose message a click or open is awaited on.
+    on: str | None = None
+    timeout: str | None = None
+    # split
+    split: str | None = None
+    random: dict[str, float] | None = None
+    # branches
+    then: str | None = None
+    else_: str | None = Field(default=None, alias="else")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STEP_NAME.match(value):
+            raise ValueError(
+                f"must be lowercase letters, digits, '-' or '_' (at most 64), got {value!r}"
+            )
+        if value == EXIT:
+            raise ValueError("'exit' is reserved: a branch to 'exit' leaves the journey")
+        return value
+
+    @field_validator("wait", "timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        return _condition(value) if value is not None else None
+
+    @field_validator("random")
+    @classmethod
+    def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            if len(value) < 2:
+                raise ValueError("needs at least two branches, such as { a = 1, b = 1 }")
+            for target, weight in value.items():
+                if weight <= 0:
+                    raise ValueError(f"the weight of {target!r} must be positive, got {weight}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepConfig:
+        kinds = [
+            k
+            for k, v in (
+                ("send", self.send),
+                ("wait", self.wait),
+                ("wait_for", self.wait_for),
+                ("split", self.split),
+                ("random", self.random),
+            )
+            if v is not None
+        ]
+        if len(kinds) != 1:
+            got = ", ".join(kinds) if kinds else "none"
+            raise ValueError(
+                "a step is exactly one of send, wait, wait_for, split or random; "
+                f"step {self.name!r} has {got}"
+            )
+        kind = kinds[0]
+        if kind != "send" and (self.subject or self.channel is not None or self.caps):
+            raise ValueError(f"subject, channel and caps belong to send steps, not {kind}")
+        if kind == "wait_for":
+            if self.timeout is None:
+                raise ValueError(
+                    f"wait_for needs a timeout (such as timeout = '3d'), or step {self.name!r} "
+                    "could wait forever"
+                )
+            if self.wait_for in ("click", "open") and self.on is None:
+                raise ValueError(
+                    f"wait_for = {self.wait_for!r} needs on = 'STEP', the send step whose "
+                    "message is clicked or opened"
+                )
+            if self.wait_for not in ("click", "open") and self.on is not None:
+                raise ValueError(f"on applies to wait_for 'click' or 'open', not {self.wait_for!r}")
+        else:
+            if self.on is not None or self.timeout is not None:
+                raise ValueError(f"on and timeout belong to wait_for steps, not {kind}")
+        if kind in ("send", "wait") and self.else_ is not None:
+            raise ValueError(f"a {kind} step has one way on (then), not else")
+        if kind == "random" and (self.then is not None or self.else_ is not None):
+            raise ValueError("a random split names its branches in random = { STEP = weight }")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """send, wait, wait_for, split or random."""
+        for kind in ("send", "wait", "wait_for", "split", "random"):
+            if getattr(self, kind) is not None:
+                return kind
+        raise AssertionError("validated: one kind")  # pragma: no cover
+
+    def condition(self) -> Condition | None:
+        return Condition.parse(self.split) if self.split is not None else None
+
+
+class JourneyConfig(_Model):
+    """A journey: who enters (segments, trigger, where), when they leave (exit_when), whether
+    they may come back (reentry), and the steps they go through in order."""
+
+    description: str = ""
+    enabled: bool = True
+    segments: list[str | int] = Field(default=["*"], min_length=1)
+    trigger: Trigger
+    where: str | None = None
+    #: Checked before every step: converted (a purchase since entry), unsubscribed (from the
+    #: journey's topic or everything), left_segment (no longer in ``segments``), or a condition.
+    exit_when: list[str] = Field(default_factory=list)
+    #: "never" (one entry per customer, ever) or "after 30d" (after the last entry ended).
+    reentry: str = "never"
+    #: The default channel of send steps.
+    channel: str
+    topic: str = "marketing"
+    #: Tracked links and an open pixel in its messages (needs ``[tracking]``).
+    track_links: bool = False
+    steps: list[StepConfig] = Field(min_length=1)
+
+    @field_validator("where")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        return _condition(value) if value is not None else None
+
+    @field_validator("exit_when")
+    @classmethod
+    def _exits(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in EXIT_KEYWORDS:
+                try:
+                    Condition.parse(item)
+                except ConditionError as exc:
+                    raise ValueError(
+                        f"{item!r} is neither one of {', '.join(EXIT_KEYWORDS)} nor a "
+                        f"condition ({exc})"
+                    ) from None
+        return value
+
+    @field_validator("reentry")
+    @classmethod
+    def _reentry(cls, value: str) -> str:
+        if value == "never":
+            return value
+        found = _REENTRY.match(value)
+        if found is None:
+            raise ValueError(
+                f"must be 'never' or 'after DURATION' such as 'after 30d', got {value!r}"
+            )
+        parse_duration(found.group(1))
+        return value
+
+    @model_validator(mode="after")
+    def _graph(self) -> JourneyConfig:
+        # Messages start with the step's key ("steps[3].then: ..."): the loader turns that into
+        # the key path and the line it is written on.
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
+            if step.name in seen:
+                raise ValueError(
+                    f"steps[{index + 1}].name: a second step called {step.name!r} "
+                    f"(the first is steps[{seen[step.name] + 1}])"
+                )
+            seen[step.name] = index
+        for index, step in enumerate(self.steps):
+            for label, target in self.branches(step):
+                key = label.split(".")[0]
+                where = f"steps[{index + 1}].{key}"
+                if target == EXIT:
+                    continue
+                if target not in seen:
+                    raise ValueError(
+                        f"{where}: step {step.name!r} goes to {target!r}, which is not a step; "
+                        "steps: " + ", ".join(seen) + " (or 'exit')"
+                    )
+                if seen[target] <= index:
+                    raise ValueError(
+                        f"{where}: step {step.name!r} goes back to {target!r}; branches only go "
+                        "forward (a journey reads top to bottom and never loops)"
+                    )
+            if step.on is not None:
+                where = f"steps[{index + 1}].on"
+                if step.on not in seen or seen[step.on] >= index:
+                    raise ValueError(f"{where}: {step.on!r} is not an earlier step")
+                if self.steps[seen[step.on]].kind != "send":
+                    raise ValueError(f"{where}: {step.on!r} is not a send step")
+        return self
+
+    def branches(self, step: StepConfig) -> list[tuple[str, str]]:
+        """Where a step can go: (label, target step or "exit"); the implicit next step included."""
+        index = self.index(step.name)
+        following = self.steps[index + 1].name if index + 1 < len(self.steps) else EXIT
+        if step.kind == "random":
+            assert step.random is not None
+            return [(f"random.{target}", target) for target in step.random]
+        found = [("then", step.then if step.then is not None else following)]
+        if step.kind in ("wait_for", "split"):
+            found.append(("else", step.else_ if step.else_ is not None else following))
+        return found
+
+    def index(self, name: str) -> int:
+        for index, step in enumerate(self.steps):
+            if step.name == name:
+                return index
+        raise KeyError(name)
+
+    def step(self, name: str) -> StepConfig:
+        return self.steps[self.index(name)]
+
+    def reentry_after(self) -> str | None:
+        """The re-entry wait as a duration ("30d"), or None for never."""
+        found = _REENTRY.match(self.reentry)
+        return found.group(1) if found else None
+
+    def exit_conditions(self) -> list[Condition]:
+        return [Condition.parse(item) for item in self.exit_when if item not in EXIT_KEYWORDS]
+
+    def condition(self) -> Condition | None:
+        return Condition.parse(self.where) if self.where is not None else None
+
+    def unreachable(self) -> list[str]:
+        """Steps no path from the first step reaches."""
+        reached = {self.steps[0].name}
+        for step in self.steps:  # forward-only: one pass in order finds every reachable step
+            if step.name in reached:
+                reached.update(t for _, t in self.branches(step) if t != EXIT)
+        return [s.name for s in self.steps if s.name not in reached]

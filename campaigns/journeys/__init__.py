@@ -1,0 +1,1 @@
+"""Journeys: multi-step flows (``[journeys.NAME]``), their state machine, runs and reports."""
