@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import TemplateSyntaxError, meta
 
-from campaigns.compose import customer_records, unsubscribe_url
+from campaigns.compose import unsubscribe_url
 from campaigns.conditions import Condition, ConditionError
 from campaigns.config.journeys import EXIT, EXIT_KEYWORDS, JourneyConfig
 from campaigns.config.schema import Config, DemoSource
