@@ -62,8 +62,10 @@ def datetime_strings(column: pd.Series) -> pd.Series:
         text = text.astype("<U26")
         text.view(np.uint32).reshape(len(text), 26)[:, 10] = ord(" ")
         objects = text.astype(object)
-    else:
+    elif len(text):
         objects = np.char.replace(text, "T", " ").astype(object)
+    else:
+        objects = text.astype(object)
     objects[values.isna().to_numpy()] = None
     return pd.Series(objects, index=column.index, dtype=object)
 
