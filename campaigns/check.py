@@ -20,6 +20,7 @@ from campaigns.experiments.sending import trial_renders
 from campaigns.experiments.spec import experiment_warnings
 from campaigns.forecast import planned_ahead, simulate
 from campaigns.inputs import gather_inputs
+from campaigns.journeys.edits import journey_edits, refuse_stranding
 from campaigns.personalization.scoring import rejected_model_warnings
 from campaigns.planner import plan_campaigns
 from campaigns.rendering import customer_records
@@ -133,6 +134,8 @@ def check_workspace(config: Config, forecast_days: int = 14) -> CheckReport:
     ready = None
     samples: dict[str, list[str]] = {}
     with opened_store(config.store.url, config.root) as engine:
+        # An edit of a live journey must not strand anyone (as campaign run refuses it).
+        refuse_stranding(journey_edits(engine, config, now))
         if count_customers(engine) and forecast_days:
             ready = prepare(engine, config, now, persist=False)
             customer = sample_customer(ready.customers)

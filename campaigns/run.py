@@ -31,6 +31,7 @@ from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
+from campaigns.journeys.edits import journey_edits, refuse_stranding
 from campaigns.journeys.runner import advance_journeys, entry_plans
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
@@ -166,6 +167,10 @@ def _run(
     report: Progress,
 ) -> RunResult:
     fingerprint = config_hash(config)
+    if only is None and any(j.enabled for j in config.journeys.values()):
+        # An edit of a live journey that would strand customers refuses the run before it
+        # does anything (campaign plan shows what an edit does).
+        refuse_stranding(journey_edits(engine, config, at))
     # Before reading any data: the last run's watermark may tell that nothing can be due.
     idle = nothing_due(engine, config, at, fingerprint)
     if idle is not None:

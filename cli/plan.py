@@ -33,14 +33,15 @@ def plan_command(
     """
     from campaigns.config import load_config
     from campaigns.counts import total
-    from campaigns.journeys.report import journey_plan
+    from campaigns.journeys.report import edit_plan, journey_plan
     from campaigns.preview import plan_workspace
 
     config = load_config(config_path)
     report = plan_workspace(config, _now(at), only)
     journeys = journey_plan(config, report.at) if only is None else []
+    edits = edit_plan(config, report.at) if only is None else []
     if output_format == "json":
-        print_json({**report.to_json(), "journeys": journeys})
+        print_json({**report.to_json(), "journeys": journeys, "journey_edits": edits})
         return
     out = console()
     out.print(f"Plan at {report.at:%Y-%m-%d %H:%M} UTC")
@@ -85,6 +86,11 @@ def plan_command(
                 f"{step['due']:,}",
             )
         out.print(steps)
+    if edits:
+        out.print("Journey edits the next run applies to the customers inside:")
+        for edit in edits:
+            refused = " (refused: the run will not start)" if edit["change"] == "stranded" else ""
+            out.print(f"- {edit['text']}{refused}", markup=False, soft_wrap=True)
     out.print("Changes since the last run:")
     for change in report.changes:
         out.print(f"- {change}")

@@ -10,7 +10,9 @@ all of a chunk's moves or none; a second run (or a replay) finds the keys taken 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -322,3 +324,82 @@ def step_messages(engine: Engine, journey: str) -> pd.DataFrame:
         'GROUP BY "window", status',
         params={"j": journey},
     )
+
+
+def stored_definition(engine: Engine, journey: str) -> list[dict[str, Any]] | None:
+    """The step list the last advancing run stored for ``journey`` (None: none yet)."""
+    frame = read_frame(
+        engine,
+        "SELECT steps FROM journey_definition WHERE journey = :j",
+        params={"j": journey},
+        json_columns=["steps"],
+    )
+    if frame.empty:
+        return None
+    steps = frame["steps"].iloc[0]
+    return list(steps) if steps is not None else None
+
+
+@dataclass(frozen=True)
+class EditMove:
+    """Every active entry at step ``old`` goes to ``new`` (a step, or None: the entry is
+    completed); ``due_at`` None keeps its times (a rename), else it arrives at ``new`` now."""
+
+    old: str
+    new: str | None
+    due_at: datetime | None
+
+
+def apply_edit(
+    engine: Engine,
+    journey: str,
+    moves: Sequence[EditMove],
+    steps: list[dict[str, Any]],
+    at: datetime,
+    run_id: int,
+) -> list[int]:
+    """In ONE transaction: record a move (outcome ``edited``) for each active entry at each
+    ``old`` step, move those entries (set-based, guarded by the step they are at, so a replay
+    or a second run finds nobody left there), and store ``steps`` as the journey's definition.
+    Returns the entries moved per move."""
+    mark = _mark(engine.dialect.name)
+    when = time_param(at)
+    statements: list[tuple[str, list[tuple[Any, ...]]]] = []
+    active = f"journey = {mark} AND status = 'active' AND step = {mark}"
+    for move in moves:
+        to_step = move.new if move.new is not None else "completed"
+        statements.append(
+            (
+                "INSERT INTO journey_move (entry_id, seq, journey, customer_id, step, outcome, "
+                f"to_step, at, run_id) SELECT id, moves, journey, customer_id, step, 'edited', "
+                f"{mark}, {mark}, {mark} FROM journey_entry WHERE {active} "
+                "ON CONFLICT DO NOTHING",
+                [(to_step, when, run_id, journey, move.old)],
+            )
+        )
+        if move.new is None:
+            sql = (
+                "UPDATE journey_entry SET moves = moves + 1, status = 'completed', step = NULL, "
+                f"due_at = NULL, finished_at = {mark} WHERE {active}"
+            )
+            rows: list[tuple[Any, ...]] = [(when, journey, move.old)]
+        elif move.due_at is None:
+            sql = f"UPDATE journey_entry SET moves = moves + 1, step = {mark} WHERE {active}"
+            rows = [(move.new, journey, move.old)]
+        else:
+            sql = (
+                f"UPDATE journey_entry SET moves = moves + 1, step = {mark}, step_at = {mark}, "
+                f"due_at = {mark} WHERE {active}"
+            )
+            rows = [(move.new, when, time_param(move.due_at), journey, move.old)]
+        statements.append((sql, rows))
+    statements.append(
+        (
+            "INSERT INTO journey_definition (journey, steps, run_id, updated_at) VALUES "
+            f"({mark}, {mark}, {mark}, {mark}) ON CONFLICT (journey) DO UPDATE SET "
+            "steps = excluded.steps, run_id = excluded.run_id, updated_at = excluded.updated_at",
+            [(journey, json.dumps(steps), run_id, when)],
+        )
+    )
+    counts = _execute(engine, statements)
+    return [counts[2 * i + 1] for i in range(len(moves))]

@@ -475,3 +475,17 @@ class JourneyMove(SQLModel, table=True):
     to_step: str
     at: datetime = Field(sa_type=DateTime)
     run_id: int
+
+
+class JourneyDefinition(SQLModel, table=True):
+    """The definition of a journey its last advancing run knew: per step, in order, its name,
+    kind, single way on (``successor``: a step, "exit", or None when it branches) and the send
+    step a wait_for watches (``on``). A run compares it with the config to move the entries of
+    a renamed or removed step (``campaigns.journeys.edits``), in the transaction that stores the
+    new one."""
+
+    __tablename__ = "journey_definition"
+    journey: str = Field(primary_key=True)
+    steps: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    run_id: int
+    updated_at: datetime = Field(sa_type=DateTime)

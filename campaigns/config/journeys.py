@@ -75,6 +75,21 @@ class StepConfig(_Model):
     # branches
     then: str | None = None
     else_: str | None = Field(default=None, alias="else")
+    #: Earlier names of this step (a live edit renamed it): entries at one of them are at it.
+    moved_from: list[str] = Field(default_factory=list)
+
+    @field_validator("moved_from", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("moved_from")
+    @classmethod
+    def _old_names(cls, value: list[str]) -> list[str]:
+        for old in value:
+            if not STEP_NAME.match(old) or old == EXIT:
+                raise ValueError(f"{old!r} is not a step name")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -231,6 +246,21 @@ class JourneyConfig(_Model):
                     f"(the first is steps[{seen[step.name] + 1}])"
                 )
             seen[step.name] = index
+        renamed: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
+            for old in step.moved_from:
+                where = f"steps[{index + 1}].moved_from"
+                if old in seen:
+                    raise ValueError(
+                        f"{where}: {old!r} is still a step; moved_from names a step's earlier "
+                        "name, one the journey no longer has"
+                    )
+                if old in renamed:
+                    raise ValueError(
+                        f"{where}: {old!r} is already moved to step "
+                        f"{self.steps[renamed[old]].name!r}; entries at one step go to one step"
+                    )
+                renamed[old] = index
         for index, step in enumerate(self.steps):
             for label, target in self.branches(step):
                 key = label.split(".")[0]
@@ -275,6 +305,10 @@ class JourneyConfig(_Model):
 
     def step(self, name: str) -> StepConfig:
         return self.steps[self.index(name)]
+
+    def renames(self) -> dict[str, str]:
+        """Earlier step names (``moved_from``) and the step each is now."""
+        return {old: step.name for step in self.steps for old in step.moved_from}
 
     def reentry_after(self) -> str | None:
         """The re-entry wait as a duration ("30d"), or None for never."""

@@ -164,6 +164,42 @@ def journey_plan(config: Config, at: datetime) -> list[dict[str, Any]]:
     return rows
 
 
+def edit_plan(config: Config, at: datetime) -> list[dict[str, Any]]:
+    """For ``campaign plan``: what each journey's edit since the last run does to the entries
+    inside (``change``: renamed, removed or stranded), like a migration, before a run applies
+    it."""
+    from campaigns.journeys.edits import journey_edits
+
+    rows: list[dict[str, Any]] = []
+    if not config.journeys:
+        return rows
+    with opened_store(config.store.url, config.root) as engine:
+        for edit in journey_edits(engine, config, at):
+            rows += [
+                {
+                    "journey": c.journey,
+                    "step": c.step,
+                    "change": c.kind,
+                    "to": c.to,
+                    "customers": c.customers,
+                    "text": c.sentence(),
+                }
+                for c in edit.changes
+            ]
+            rows += [
+                {
+                    "journey": s.journey,
+                    "step": s.step,
+                    "change": "stranded",
+                    "to": None,
+                    "customers": s.customers,
+                    "text": s.sentence(),
+                }
+                for s in edit.stranded
+            ]
+    return rows
+
+
 def render_html(report: JourneyReport, journey: JourneyConfig) -> str:
     """A page with the funnel (a bar per step) and the flow (an SVG of steps and branches, each
     branch as wide as the entries that took it)."""

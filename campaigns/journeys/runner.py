@@ -23,6 +23,7 @@ from campaigns.config.journeys import JourneyConfig
 from campaigns.config.rules import Cap, SegmentTrigger, parse_duration
 from campaigns.config.schema import CampaignConfig, Config
 from campaigns.engagement.links import Tracker
+from campaigns.journeys.edits import Change, apply_edit
 from campaigns.journeys.engine import (
     COMPLETED,
     EXITED,
@@ -76,6 +77,9 @@ class JourneyRun:
     woken: int = 0
     #: Entries due at a send step whose message a frequency cap holds back (they stay due).
     capped: int = 0
+    #: Steps of the last run's definition this run's config renamed or removed, with the
+    #: entries it moved (``campaigns.journeys.edits``).
+    edits: list[Change] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,10 @@ class JourneyRun:
             "completed": self.completed,
             "woken": self.woken,
             "capped": self.capped,
+            "edits": [
+                {"step": c.step, "change": c.kind, "to": c.to, "customers": c.customers}
+                for c in self.edits
+            ],
         }
 
     def sentence(self) -> str:
@@ -102,7 +110,10 @@ class JourneyRun:
         parts.append(f"{self.completed:,} completed")
         if self.capped:
             parts.append(f"{self.capped:,} held by a frequency cap (due again when it allows)")
-        return f"journey {self.journey}: " + ", ".join(parts)
+        edited = "".join(
+            f"; edited: {c.sentence().removeprefix(self.journey + ': ')}" for c in self.edits
+        )
+        return f"journey {self.journey}: " + ", ".join(parts) + edited
 
 
 def entry_campaign(journey: JourneyConfig) -> CampaignConfig:
@@ -248,9 +259,14 @@ class World:
             if step.wait_for in ("click", "open"):
                 assert step.on is not None
                 kind = step.wait_for
+                # The send step's message may carry an earlier name of it (moved_from).
+                names = [step.on, *journey.step(step.on).moved_from]
                 for position in np.flatnonzero(here):
-                    key = (str(ids[position]), window(int(numbers[position]), step.on), kind)
-                    facts.happened[position] = key in self.events
+                    facts.happened[position] = any(
+                        (str(ids[position]), window(int(numbers[position]), on), kind)
+                        in self.events
+                        for on in names
+                    )
             elif step.wait_for == "conversion":
                 facts.happened[here] = (~np.isnat(bought) & (bought > step_at))[here]
             elif step.wait_for == "left_segment":
@@ -432,6 +448,9 @@ def advance_journeys(
         if report is not None:
             report(f"Journey {name}", 0, None)
         result = JourneyRun(name)
+        # A changed definition first: renamed and removed steps' entries move (or the run is
+        # refused if they would be stranded), in one transaction with the new definition.
+        result.edits = apply_edit(engine, name, journey, at, run_id)
         history = store.entry_history(engine, name)
         joining = entrants(name, journey, inputs, segment_names, history, at)
         first = journey.steps[0].name
