@@ -42,6 +42,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
+from campaigns.config.journeys import EXIT_KEYWORDS
 from campaigns.config.rules import (
     EventTrigger,
     InactiveTrigger,
@@ -51,6 +52,7 @@ from campaigns.config.rules import (
 )
 from campaigns.config.schema import Config
 from campaigns.inputs import planned_windows
+from campaigns.journeys.runner import entry_campaign
 from campaigns.planner import (
     ALREADY_PLANNED,
     CAMPAIGN_CAP,
@@ -115,6 +117,12 @@ def marks(engine: Engine, config: Config) -> dict[str, str]:
         with engine.connect() as connection:
             last = connection.execute(text("SELECT max(id) FROM engagement_event")).scalar()
         found["last_engagement"] = "" if last is None else str(last)
+    if any("unsubscribed" in j.exit_when for j in config.journeys.values()):
+        # An unsubscribe from a topic makes a waiting entry exit (the suppressions mark counts
+        # only unsubscribes from everything).
+        with engine.connect() as connection:
+            count = connection.execute(text("SELECT count(*) FROM topic_suppression")).scalar()
+        found["topic_suppressions"] = str(count)
     if config.settings.do_not_contact is not None:
         path = config.path(config.settings.do_not_contact)
         content = path.read_bytes() if path.exists() else b""
@@ -151,6 +159,14 @@ def quiet_until(
             s.wait_for == "left_segment" for s in journey.steps
         )
         if journey.enabled and (watches or "*" not in journey.segments):
+            return None
+        # An exit condition is checked on waiting entries at every run: one that moves with
+        # time alone (recency, days_since) can make one exit with no new data.
+        entry = entry_campaign(journey).model_copy(update={"segments": ["*"]})
+        conditions = [item for item in journey.exit_when if item not in EXIT_KEYWORDS]
+        if journey.enabled and not all(
+            steady(entry.model_copy(update={"where": item}), traits) for item in conditions
+        ):
             return None
     for plan in plans:
         campaign, trigger = plan.config, plan.config.trigger

@@ -109,16 +109,16 @@ def due_entries(
     )
 
 
-def entries_at(engine: Engine, journey: str, steps: Sequence[str], at: datetime) -> pd.DataFrame:
-    """Active entries waiting at some steps and not yet due (wait_for steps, to wake up)."""
-    if not steps:
-        return pd.DataFrame(columns=ENTRY_COLUMNS)
-    marks = ", ".join(f":s{i}" for i in range(len(steps)))
+def waiting_entries(
+    engine: Engine, journey: str, at: datetime, after_id: int, limit: int
+) -> pd.DataFrame:
+    """Active entries of ``journey`` not yet due at ``at`` with an id above ``after_id``, by id
+    (to wake those whose awaited thing happened or who must exit)."""
     return read_frame(
         engine,
         f"SELECT {', '.join(ENTRY_COLUMNS)} FROM journey_entry WHERE journey = :j AND "
-        f"status = 'active' AND step IN ({marks}) AND due_at > :at",
-        params={"j": journey, "at": time_param(at), **{f"s{i}": s for i, s in enumerate(steps)}},
+        "status = 'active' AND due_at > :at AND id > :after ORDER BY id LIMIT :n",
+        params={"j": journey, "at": time_param(at), "after": after_id, "n": limit},
         datetime_columns=["step_at", "entered_at"],
     )
 

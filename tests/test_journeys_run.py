@@ -133,18 +133,21 @@ def test_a_journey_branches_on_clicks_exits_on_a_purchase_and_sends_each_step_on
     finally:
         engine.dispose()
 
-    # A day later the clickers are woken and get the discount; the others still wait.
+    # A day later the clickers are woken and get the discount; the buyer exits (converted)
+    # while waiting; the others still wait.
     second = run_campaigns(config, at=AT + timedelta(days=1))
     (flow,) = second.journeys
     assert flow.woken == 10
-    assert flow.by_step == {"w": 10, "discount": 10}
+    assert flow.woken_to_exit == 1
+    assert flow.exited == {"converted": 1}
+    assert flow.by_step == {"w": 11, "discount": 10}
     assert flow.completed == 10
     assert flow.entered == 0
 
-    # At the timeout: the buyer exits (converted) before the story; everyone else gets it.
+    # At the timeout: everyone else gets the story.
     third = run_campaigns(config, at=AT + timedelta(days=2))
     (flow,) = third.journeys
-    assert flow.exited == {"converted": 1}
+    assert flow.exited == {}
     assert flow.by_step["story"] == entered - 11
     # Run again at once: no step is due and nothing new came, so the run reads no data at all.
     again = run_campaigns(config, at=AT + timedelta(days=2))

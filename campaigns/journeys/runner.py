@@ -75,6 +75,9 @@ class JourneyRun:
     completed: int = 0
     #: Entries woken because what they waited for happened.
     woken: int = 0
+    #: Entries woken before their wait ended because an ``exit_when`` reason holds (they exit
+    #: in this run, counted in ``exited``).
+    woken_to_exit: int = 0
     #: Entries due at a send step whose message a frequency cap holds back (they stay due).
     capped: int = 0
     #: Steps of the last run's definition this run's config renamed or removed, with the
@@ -91,6 +94,7 @@ class JourneyRun:
             "exited": dict(self.exited),
             "completed": self.completed,
             "woken": self.woken,
+            "woken_to_exit": self.woken_to_exit,
             "capped": self.capped,
             "edits": [
                 {"step": c.step, "change": c.kind, "to": c.to, "customers": c.customers}
@@ -239,7 +243,7 @@ class World:
         reason = facts.exit_reason
         reason[~known] = GONE
         for item in journey.exit_when:
-            free = np.array([r is None for r in reason], dtype=bool)
+            free = pd.isna(reason).astype(bool)
             if item == "converted":
                 hit = ~np.isnat(bought) & (bought > entered)
             elif item == "unsubscribed":
@@ -414,6 +418,31 @@ class CapCounter:
         self.run_counts = self.run_counts.add(ids.value_counts(), fill_value=0)
 
 
+def wake(
+    engine: Engine, name: str, journey: JourneyConfig, world: World, at: datetime
+) -> tuple[int, int]:
+    """Make due now the waiting entries (at a wait or wait_for, or held by a cap) whose awaited
+    click, open, purchase or segment change happened, or for whom an ``exit_when`` reason holds
+    (a customer who buys while waiting exits at this run, not when the wait ends). Reads the
+    waiting entries a chunk at a time (by id); the checks are the vectorised ones of
+    :meth:`World.facts`. Returns (woken for what they waited for, woken to exit)."""
+    if not journey.exit_when and not any(s.wait_for is not None for s in journey.steps):
+        return 0, 0
+    woken = exiting = 0
+    after = 0
+    while True:
+        asleep = store.waiting_entries(engine, name, at, after, CHUNK)
+        if asleep.empty:
+            break
+        after = int(asleep["id"].max())
+        facts = world.facts(journey, asleep, at)
+        leaving = pd.notna(facts.exit_reason).astype(bool)
+        ids = asleep["id"].to_numpy()
+        exiting += store.wake(engine, ids[leaving], at)
+        woken += store.wake(engine, ids[facts.happened & ~leaving], at)
+    return woken, exiting
+
+
 def advance_journeys(
     engine: Engine,
     config: Config,
@@ -460,11 +489,7 @@ def advance_journeys(
         world = build_world(
             engine, name, journey, customers, transactions, inputs, segment_names, at
         )
-        waiting = [s.name for s in journey.steps if s.wait_for is not None]
-        if waiting:
-            asleep = store.entries_at(engine, name, waiting, at)
-            facts = world.facts(journey, asleep, at)
-            result.woken = store.wake(engine, asleep["id"].to_numpy()[facts.happened], at)
+        result.woken, result.woken_to_exit = wake(engine, name, journey, world, at)
         caps = CapCounter(engine, config, name, journey, at, run_id)
         _advance(
             engine,
