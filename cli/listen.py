@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from cli.errors import handles_errors
-from cli.options import config_option
+from cli.options import AtTime, config_option
 from cli.output import console
 
 
@@ -45,22 +46,29 @@ def listen_command(config_path: Path, bind: str) -> None:
 @click.argument("campaign")
 @config_option
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--at",
+    type=AtTime(),
+    default=None,
+    help="A journey only: answer the messages created by this time, as of this time.",
+)
 @handles_errors
-def simulate_command(campaign: str, config_path: Path, seed: int) -> None:
-    """Demo: simulated people open, click and unsubscribe from CAMPAIGN's sent messages, and a
-    simulated provider reports deliveries, bounces and complaints, all as HTTP requests to the
-    real endpoint (served on a free local port meanwhile).
+def simulate_command(campaign: str, config_path: Path, seed: int, at: datetime | None) -> None:
+    """Demo: simulated people open, click and unsubscribe from CAMPAIGN's sent messages (or a
+    journey's), and a simulated provider reports deliveries, bounces and complaints, all as
+    HTTP requests to the real endpoint (served on a free local port meanwhile).
 
     Customers who bought after the message click far more often than the others; run
     `campaign experiment simulate EXPERIMENT` first to give an experiment's customers their
-    purchases.
+    purchases. A journey's customers are given theirs here; between `campaign run --at` runs,
+    `--at` makes its people answer at that time (a wait_for sees their clicks at the next run).
 
     Example: campaign simulate newsletter && campaign report newsletter
     """
     from campaigns.config import load_config
     from campaigns.engagement.simulate import simulate_engagement
 
-    result = simulate_engagement(load_config(config_path), campaign, seed)
+    result = simulate_engagement(load_config(config_path), campaign, seed, at)
     out = console()
     out.print(
         f"Simulated people answered {result.messages:,} sent messages of {campaign} through "

@@ -94,8 +94,11 @@ class Endpoint:
         topics: Sequence[str],
         environ: Mapping[str, str] | None = None,
         root: Path = Path(),
+        clock: Callable[[], datetime] = _now,
     ) -> None:
         self.engine = engine
+        #: The time of each event (the wall clock; a demo's simulated people bring their own).
+        self.clock = clock
         self.inline = engine.dialect.name == "sqlite"
         #: Sent messages this process has read (a click reads its message once).
         self.messages = SentMessages(engine)
@@ -146,7 +149,7 @@ class Endpoint:
             message,
             request.path_params["link"],
             request.headers.get("user-agent"),
-            _now(),
+            self.clock(),
             self.settings.machine_click_seconds,
         )
         if event is None or message is None:
@@ -163,7 +166,7 @@ class Endpoint:
             ref,
             request.path_params["link"],
             request.headers.get("user-agent"),
-            _now(),
+            self.clock(),
             self.settings.machine_click_seconds,
             self.messages,
         )
@@ -177,7 +180,7 @@ class Endpoint:
     def _pixel(self, request: Request) -> Response:
         ref = self._ref(request)
         if ref is None or not record_open(
-            self.engine, ref, request.headers.get("user-agent"), _now()
+            self.engine, ref, request.headers.get("user-agent"), self.clock()
         ):
             return PlainTextResponse("not found\n", status_code=404)
         return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
@@ -206,7 +209,7 @@ class Endpoint:
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         if _one_click(request, body, form):
             # RFC 8058: no page, no confirmation; the topic of the message.
-            unsubscribe(self.engine, message, {message.topic}, _now(), "one-click")
+            unsubscribe(self.engine, message, {message.topic}, self.clock(), "one-click")
             return PlainTextResponse("unsubscribed\n", headers=_NO_STORE)
         action = form.get("action", [""])[0]
         stop: set[str]
@@ -226,7 +229,7 @@ class Endpoint:
             return _refuse(
                 request, 400, "expected List-Unsubscribe=One-Click or action=all|topic|save"
             )
-        set_preferences(self.engine, message, keep, stop, _now())
+        set_preferences(self.engine, message, keep, stop, self.clock())
         stopped = subscriptions(self.engine, message.customer_id)
         return HTMLResponse(_done(message, self.topics, stopped), headers=_NO_STORE)
 
@@ -273,7 +276,7 @@ class Endpoint:
         if len(body) > MAX_BODY:
             return _refuse(request, 413, "body too large")
         try:
-            events = parse_events(body, _now())
+            events = parse_events(body, self.clock())
         except WebhookRefused as exc:
             return _refuse(request, exc.status, exc.message)
         stored, repeats = await run_in_threadpool(store_events, self.engine, events)
@@ -364,8 +367,10 @@ def make_app(
     signer: Signer,
     config: Config,
     environ: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] = _now,
 ) -> Starlette:
-    """The ASGI application of ``campaign listen`` over an open store."""
+    """The ASGI application of ``campaign listen`` over an open store (``clock``: the time of
+    each event; the wall clock but in a demo's simulation)."""
     assert config.tracking is not None
     endpoint = Endpoint(
         engine,
@@ -374,6 +379,7 @@ def make_app(
         [c.topic for c in config.campaigns.values()],
         environ,
         config.root,
+        clock,
     )
     routes = [
         Route("/c/{link:int}/{token}", endpoint.click, methods=["GET", "HEAD"]),

@@ -104,8 +104,11 @@ def click_event(
     message or link."""
     if message is None or not 0 <= link < len(message.links):
         return None
+    # A click timed before the send says nothing about a scanner (another clock: a skewed
+    # machine's, or a demo's simulated one); the user agent still tells.
     machine = is_machine(user_agent) or (
-        message.sent_at is not None and now - message.sent_at < timedelta(seconds=soon)
+        message.sent_at is not None
+        and timedelta(0) <= now - message.sent_at < timedelta(seconds=soon)
     )
     return Event(
         kind="click",

@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import uvicorn
 from sqlalchemy import Engine
@@ -32,15 +33,20 @@ def parse_bind(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def endpoint_for(config: Config) -> tuple[Starlette, Engine]:
-    """The ASGI app over the config's store, and the engine (dispose it after)."""
+def endpoint_for(
+    config: Config, clock: Callable[[], datetime] | None = None
+) -> tuple[Starlette, Engine]:
+    """The ASGI app over the config's store, and the engine (dispose it after); ``clock``: the
+    time events are recorded at (default: the wall clock)."""
     if config.tracking is None:
         raise ConfigError(
             "config.toml has no [tracking] section; add one with base_url to serve the endpoint"
         )
     signer = Signer(load_keys(config.tracking, config.root))
     engine = open_store(config.store.url, config.root)
-    return make_app(engine, signer, config), engine
+    if clock is None:
+        return make_app(engine, signer, config), engine
+    return make_app(engine, signer, config, clock=clock), engine
 
 
 def _server(app: Starlette, host: str, port: int, log_level: str) -> uvicorn.Server:

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,31 +61,56 @@ class Simulated:
         return ", ".join(done) or "no requests"
 
 
-def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulated:
-    """Drive simulated people through the endpoint for ``campaign``'s sent messages."""
-    settings = config.require_campaign(campaign)
+def simulate_engagement(
+    config: Config, campaign: str, seed: int = 0, at: datetime | None = None
+) -> Simulated:
+    """Drive simulated people through the endpoint for ``campaign``'s sent messages.
+
+    ``campaign`` may name a journey: its people answer the messages of its send steps, each
+    message's answer drawn from a generator seeded by the message (so simulating again, later,
+    answers the new messages and repeats nothing), and its purchases are added for the new
+    messages only. With ``at`` (a journey's demo over ``campaign run --at`` times), only the
+    messages created by then are answered, and the endpoint records the events at ``at``."""
+    journey = campaign in config.journeys
+    settings = None if journey else config.require_campaign(campaign)
     if config.tracking is None:
         raise ConfigError(
             "simulating engagement needs a [tracking] section (and its secret); see "
             "docs/engagement.md"
         )
+    if at is not None and not journey:
+        raise ConfigError(
+            f"--at applies to a journey's simulation; {campaign!r} is a campaign, whose people "
+            "answer at the time the simulation runs"
+        )
     tracking = config.tracking
     window = parse_duration(
-        settings.experiment.attribution_window if settings.experiment else DEFAULT_WINDOW
+        settings.experiment.attribution_window
+        if settings is not None and settings.experiment
+        else DEFAULT_WINDOW
     )
-    app, engine = endpoint_for(config)
+    app, engine = endpoint_for(config, None if at is None else (lambda: at))
     try:
         messages = read_frame(
             engine,
             "SELECT id, ref, customer_id, created_at, body_text, body_html, headers "
-            "FROM message WHERE campaign = :c AND status = 'sent' ORDER BY id",
-            params={"c": campaign},
+            "FROM message WHERE campaign = :c AND status = 'sent' AND created_at <= :at "
+            "ORDER BY id",
+            params={"c": campaign, "at": time_param(at or datetime.max)},
             datetime_columns=["created_at"],
         )
         if messages.empty:
             raise DataError(f"no sent messages of {campaign!r}: run `campaign run` first")
         result = Simulated(messages=len(messages))
-        if settings.experiment is None:
+        if journey:
+            made = _journey_purchases(engine, campaign, messages, window, seed)
+            if made is not None:
+                result.notes.append(
+                    f"Simulated {made:,} purchases by customers sent {campaign} (the demo shop's "
+                    "response model, within 14 days of a message), for messages not simulated "
+                    "before."
+                )
+        elif settings is not None and settings.experiment is None:
             # An experiment's purchases come from `campaign experiment simulate` (by variant).
             made = _simulate_purchases(engine, campaign, window, seed)
             if made is not None:
@@ -99,7 +125,12 @@ def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulat
                 f"No bounces, complaints or deliveries: set {tracking.webhook_secret_env} "
                 "(or tracking.webhook_secret_file) to post them to the provider webhook."
             )
-        waited = _wait_for_people(engine, campaign, tracking.machine_click_seconds)
+        # At a simulated time, no wait: a click is timed against the send on the wall clock.
+        waited = (
+            _wait_for_people(engine, campaign, tracking.machine_click_seconds)
+            if at is None
+            else 0.0
+        )
         if waited:
             result.notes.append(
                 f"Waited {waited:.0f} s after the last send: a click sooner than "
@@ -111,7 +142,10 @@ def simulate_engagement(config: Config, campaign: str, seed: int = 0) -> Simulat
             local = server.url
             provider: list[dict[str, object]] = []
             for row in messages.itertuples(index=False):
-                _one(row, bool(row.id in bought), rng, local, tracking.base_url, result, provider)
+                # A journey's message is answered the same whenever it is simulated.
+                number = int(str(row.id))
+                drawn = np.random.default_rng([seed, number]) if journey else rng
+                _one(row, bool(row.id in bought), drawn, local, tracking.base_url, result, provider)
             if webhook and provider:
                 for start in range(0, len(provider), 500):
                     body = json.dumps({"events": provider[start : start + 500]}).encode()
@@ -172,6 +206,68 @@ def _simulate_purchases(engine: Engine, campaign: str, window: timedelta, seed: 
             text("DELETE FROM transaction_line WHERE invoice LIKE :p"), {"p": prefix + "%"}
         )
     return insert_frame(engine, "transaction_line", purchases)
+
+
+def _journey_purchases(
+    engine: Engine, journey: str, messages: pd.DataFrame, window: timedelta, seed: int
+) -> int | None:
+    """Demo shop only: a journey's customers buy by the shop's response model (a plain
+    message's rate for their latent group), at most once per message, at a uniform time inside
+    ``window`` after it; drawn per message from a generator seeded by it, and added only for
+    messages that have no simulated purchase yet (a journey is simulated again between runs,
+    and what a run saw stays). Returns how many, or None when the customers are not the demo
+    shop's."""
+    traits = read_frame(
+        engine,
+        "SELECT c.customer_id, c.traits FROM customer c WHERE c.customer_id IN "
+        "(SELECT customer_id FROM message WHERE campaign = :c)",
+        params={"c": journey},
+        json_columns=["traits"],
+    ).set_index("customer_id")["traits"]
+    groups = traits.map(lambda t: t.get("latent_group") if isinstance(t, dict) else None)
+    if groups.isna().any() or groups.empty:
+        return None
+    products = read_frame(engine, "SELECT product_id, price FROM product ORDER BY product_id")
+    if products.empty:
+        return None
+    prefix = f"SIM-journey-{journey}-"
+    done = set(
+        read_frame(
+            engine,
+            "SELECT DISTINCT invoice FROM transaction_line WHERE invoice LIKE :p",
+            params={"p": prefix + "%"},
+        )["invoice"]
+    )
+    known: dict[str, Any] = {str(c): g for c, g in groups.items()}
+    rows = []
+    for number, customer, created in zip(
+        messages["id"].tolist(),
+        messages["customer_id"].astype(str).tolist(),
+        messages["created_at"].tolist(),
+        strict=True,
+    ):
+        invoice = f"{prefix}{number}"
+        if invoice in done or customer not in known:
+            continue
+        rng = np.random.default_rng([seed, 1, int(number)])
+        group = pd.DataFrame({"latent_group": [known[customer]]})
+        if not bool(simulate_conversions(group, "control", rng)[0]):
+            continue
+        pick = int(rng.integers(0, len(products)))
+        delay = round(float(rng.random()) * window.total_seconds())
+        rows.append(
+            {
+                "invoice": invoice,
+                "customer_id": customer,
+                "product_id": products["product_id"].iloc[pick],
+                "quantity": 1,
+                "unit_price": products["price"].iloc[pick],
+                "invoiced_at": pd.Timestamp(created) + pd.Timedelta(seconds=delay),
+            }
+        )
+    if not rows:
+        return 0
+    return insert_frame(engine, "transaction_line", pd.DataFrame(rows))
 
 
 def _wait_for_people(engine: object, campaign: str, soon: float) -> float:
