@@ -31,7 +31,7 @@ from campaigns.errors import CampaignError
 from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_exposures
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
-from campaigns.journeys.runner import advance_journeys, entry_plans
+from campaigns.journeys.runner import advance_journeys, entry_plans, last_purchases
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
@@ -113,6 +113,8 @@ class Prepared:
     loaded: bool
     #: The earliest stored transaction line dated after the time prepared for (None: none is).
     lines_after: datetime | None = None
+    #: Each customer's last purchase from the store's aggregates (None: read from the lines).
+    last_purchase: pd.Series | None = None
 
 
 def prepare(
@@ -141,7 +143,9 @@ def prepare(
     customers = with_scores(engine, customers)
     # A trained lifetime-value model adds p_alive, expected_purchases_90d, expected_spend, clv_12m.
     customers = with_lifetime_value(engine, customers, shop, at)
-    return Prepared(shop, customers, segment_ids, model, loaded, lines_after)
+    return Prepared(
+        shop, customers, segment_ids, model, loaded, lines_after, computed.last_purchase
+    )
 
 
 def _first_line_after(transactions: pd.DataFrame, at: datetime) -> datetime | None:
@@ -219,7 +223,11 @@ def _run(
                         engine,
                         config,
                         ready.customers,
-                        ready.shop.transactions,
+                        (
+                            ready.last_purchase
+                            if ready.last_purchase is not None
+                            else last_purchases(ready.shop.transactions, at)
+                        ),
                         ready.model.for_templates(),
                         inputs,
                         ready.model.names,

@@ -261,12 +261,29 @@ class World:
         return facts
 
 
+def last_purchases(transactions: pd.DataFrame, at: datetime) -> pd.Series:
+    """Each customer's last purchase up to ``at`` (naive UTC, indexed by customer id as text),
+    from the lines: a purchase is a line of an invoice not cancelled ("C...") and not negative,
+    as the store's aggregates count one (``last_order_at``)."""
+    invoiced = pd.to_datetime(transactions["invoiced_at"])
+    if invoiced.dt.tz is not None:
+        invoiced = invoiced.dt.tz_convert("UTC").dt.tz_localize(None)
+    amount = transactions["quantity"] * transactions["unit_price"]
+    cancelled = transactions["invoice"].astype(str).str.startswith("C")
+    moment = pd.Timestamp(at)
+    if moment.tz is not None:
+        moment = moment.tz_convert("UTC").tz_localize(None)
+    bought = (invoiced <= moment) & ~cancelled & (amount >= 0)
+    last = invoiced[bought].groupby(transactions.loc[bought, "customer_id"].astype(str)).max()
+    return last.rename("last_purchase")
+
+
 def build_world(
     engine: Engine,
     name: str,
     journey: JourneyConfig,
     customers: pd.DataFrame,
-    transactions: pd.DataFrame,
+    last_purchase: pd.Series,
     inputs: PlanInputs,
     segment_names: Mapping[int, str],
     at: datetime,
@@ -281,9 +298,6 @@ def build_world(
         matches = result.matches.to_numpy(dtype=bool) & ~np.asarray(result.errors, dtype=bool)
         return pd.Series(matches, index=index)
 
-    past = transactions[pd.to_datetime(transactions["invoiced_at"]) <= pd.Timestamp(at)]
-    last_purchase = pd.to_datetime(past.groupby("customer_id")["invoiced_at"].max())
-    last_purchase.index = last_purchase.index.astype(str)
     unsubscribed = set(map(str, inputs.suppressed))
     unsubscribed |= set(map(str, inputs.topic_suppressed.get(journey.topic, ())))
     if journey.topic != "transactional":
@@ -402,7 +416,7 @@ def advance_journeys(
     engine: Engine,
     config: Config,
     customers: pd.DataFrame,
-    transactions: pd.DataFrame,
+    last_purchase: pd.Series,
     segments: Mapping[int, Mapping[str, Any]],
     inputs: PlanInputs,
     segment_names: Mapping[int, str],
@@ -439,7 +453,7 @@ def advance_journeys(
         assert due is not None
         result.entered = store.enrol(engine, name, joining, first, due, at)
         world = build_world(
-            engine, name, journey, customers, transactions, inputs, segment_names, at
+            engine, name, journey, customers, last_purchase, inputs, segment_names, at
         )
         waiting = [s.name for s in journey.steps if s.wait_for is not None]
         if waiting:
