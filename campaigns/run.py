@@ -24,7 +24,8 @@ from campaigns.compose import HELD_OUT, RunRenderBudget, compose_chunks
 from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
-from campaigns.delivery.drain import DrainResult, drain
+from campaigns.delivery.drain import DrainResult
+from campaigns.delivery.parallel import drain_with_workers
 from campaigns.engagement.links import Tracker
 from campaigns.engagement.tokens import load_keys
 from campaigns.errors import CampaignError
@@ -76,8 +77,13 @@ def run_campaigns(
     dry_run: bool = False,
     only: str | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> RunResult:
-    """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now)."""
+    """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now).
+
+    ``workers`` > 1 renders with that many processes (instead of ``render_processes``) and
+    delivers with that many (:mod:`campaigns.delivery.parallel`).
+    """
     report = progress or quiet
     at = at or datetime.now(UTC).replace(tzinfo=None)
     if only is not None:
@@ -94,7 +100,7 @@ def run_campaigns(
         opened_store(config.store.url, config.root) as engine,
         nullcontext() if dry_run else run_lock(engine),
     ):
-        return _run(engine, config, at, dry_run, only, report)
+        return _run(engine, config, at, dry_run, only, report, workers)
 
 
 @dataclass(frozen=True)
@@ -168,12 +174,16 @@ def _run(
     dry_run: bool,
     only: str | None,
     report: Progress,
+    workers: int = 1,
 ) -> RunResult:
     fingerprint = config_hash(config)
+    if workers > 1:  # after the fingerprint: how many processes work is not a change of config
+        settings = config.settings.model_copy(update={"render_processes": workers})
+        config = config.model_copy(update={"settings": settings})
     # Before reading any data: the last run's watermark may tell that nothing can be due.
     idle = nothing_due(engine, config, at, fingerprint)
     if idle is not None:
-        return _idle_run(engine, config, at, dry_run, idle, report)
+        return _idle_run(engine, config, at, dry_run, idle, report, workers)
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
     ready = prepare(engine, config, at, persist=not dry_run, report=report)
     result.loaded = ready.loaded
@@ -236,7 +246,8 @@ def _run(
                         report,
                     )
                 report("Delivering", 0, None)
-                delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+                label = f"{at:%Y%m%dT%H%M}-run{run_id}"
+                delivered = drain_with_workers(engine, config, at, label, workers)
                 _note_delivery(result, delivered, run_id, died)
                 fates = _outbox_counts(engine, run_id, at)
                 destinations = delivered.destinations
@@ -262,7 +273,13 @@ def _run(
 
 
 def _idle_run(
-    engine: Engine, config: Config, at: datetime, dry_run: bool, idle: Idle, report: Progress
+    engine: Engine,
+    config: Config,
+    at: datetime,
+    dry_run: bool,
+    idle: Idle,
+    report: Progress,
+    workers: int = 1,
 ) -> RunResult:
     """A run with nothing due: no data read, nothing planned; delivery still drains what the
     outbox holds (deferred messages whose time came, retries). Its watermark is the last one."""
@@ -280,7 +297,8 @@ def _idle_run(
     try:
         with heartbeat(engine, run_id):
             report("Delivering", 0, None)
-            delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+            label = f"{at:%Y%m%dT%H%M}-run{run_id}"
+            delivered = drain_with_workers(engine, config, at, label, workers)
             _note_delivery(result, delivered, run_id, died)
             _finish_run(engine, run_id, result, idle.watermark)
     except BaseException as exc:
