@@ -11,6 +11,7 @@ all of a chunk's moves or none; a second run (or a replay) finds the keys taken 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,36 +32,57 @@ UPDATE_COLUMNS = ["id", "moves", "status", "step", "step_at", "due_at", "exit_re
 
 _CHUNK = 20_000
 
+#: Customers looked up per query of :func:`entry_history`.
+_LOOKUP = 2_000
+
 
 def _mark(dialect: str) -> str:
     return "%s" if dialect == "postgresql" else "?"
 
 
-def entry_history(engine: Engine, journey: str) -> pd.DataFrame:
-    """Per customer who ever entered ``journey``: their last entry number, whether it is active,
-    when it finished, and every occasion they entered on (``occasions``, a set)."""
-    frame = read_frame(
-        engine,
-        "SELECT customer_id, entry_no, occasion, status, finished_at FROM journey_entry "
-        "WHERE journey = :j",
-        params={"j": journey},
-        datetime_columns=["finished_at"],
-    )
-    if frame.empty:
-        return pd.DataFrame(
-            columns=["last_entry", "active", "finished_at", "occasions"],
-            index=pd.Index([], dtype=object, name="customer_id"),
+@dataclass(frozen=True)
+class EntryHistory:
+    """What the store knows of some customers' entries into one journey."""
+
+    #: Per customer who entered (indexed by ``customer_id``): the last entry number
+    #: (``last_entry``), whether they are inside now (``active``), and when their last entry
+    #: finished (``finished_at``; missing while active).
+    last: pd.DataFrame
+    #: ``customer_id`` and ``occasion`` of every entry they made.
+    entered: pd.DataFrame
+
+
+def entry_history(engine: Engine, journey: str, customer_ids: Iterable[str]) -> EntryHistory:
+    """The entries into ``journey`` of ``customer_ids``, looked up by the index on journey and
+    customer a few thousand customers at a time: what is read grows with the customers asked
+    about (a run's entrants), not with everyone who ever entered."""
+    wanted = sorted(set(map(str, customer_ids)))
+    parts = [pd.DataFrame(columns=["customer_id", "entry_no", "occasion", "status", "finished_at"])]
+    for start in range(0, len(wanted), _LOOKUP):
+        names = {f"c{i}": c for i, c in enumerate(wanted[start : start + _LOOKUP])}
+        marks = ", ".join(f":{name}" for name in names)
+        parts.append(
+            read_frame(
+                engine,
+                "SELECT customer_id, entry_no, occasion, status, finished_at FROM journey_entry "
+                f"WHERE journey = :j AND customer_id IN ({marks})",
+                params={"j": journey, **names},
+                datetime_columns=["finished_at"],
+            )
         )
-    frame = frame.sort_values(["customer_id", "entry_no"])
-    grouped = frame.groupby("customer_id", sort=False)
-    last = grouped.tail(1).set_index("customer_id")
-    return pd.DataFrame(
-        {
-            "last_entry": last["entry_no"].astype(int),
-            "active": last["status"] == "active",
-            "finished_at": last["finished_at"],
-            "occasions": grouped["occasion"].agg(set),
-        }
+    rows = pd.concat(parts, ignore_index=True).astype({"customer_id": str, "occasion": str})
+    # A customer has at most one active entry, and it is their last.
+    last = rows.sort_values(["customer_id", "entry_no"]).groupby("customer_id").tail(1)
+    return EntryHistory(
+        last=pd.DataFrame(
+            {
+                "last_entry": last["entry_no"].astype(int).to_numpy(),
+                "active": (last["status"] == "active").to_numpy(),
+                "finished_at": pd.to_datetime(last["finished_at"]).to_numpy(),
+            },
+            index=pd.Index(last["customer_id"], dtype=object, name="customer_id"),
+        ),
+        entered=rows[["customer_id", "occasion"]],
     )
 
 

@@ -147,17 +147,17 @@ def step_campaign(journey: JourneyConfig, step_name: str) -> CampaignConfig:
 
 
 def entrants(
+    engine: Engine,
     name: str,
     journey: JourneyConfig,
     inputs: PlanInputs,
     segment_names: Mapping[int, str],
-    history: pd.DataFrame,
     at: datetime,
 ) -> pd.DataFrame:
     """Who enters now: ``customer_id``, ``entry_no``, ``occasion``; the trigger and condition
     select, then re-entry rules leave out the active, those who entered on this occasion, and
     (``reentry = "never"``) anyone who entered before or (``"after 30d"``) whose last entry
-    ended less than that ago."""
+    ended less than that ago. The store's entries are read only when someone is triggered."""
     if not journey.enabled:
         return pd.DataFrame(columns=["customer_id", "entry_no", "occasion"])
     ids = resolve_segments(name, journey.segments, segment_names)
@@ -168,17 +168,14 @@ def entrants(
     audience = plan.audience[["customer_id", "window"]].astype({"window": object})
     audience = audience.rename(columns={"window": "occasion"})
     audience["customer_id"] = audience["customer_id"].astype(str)
-    known = history.reindex(audience["customer_id"].to_numpy())
+    audience["occasion"] = audience["occasion"].astype(str)
+    history = store.entry_history(engine, name, audience["customer_id"])
+    known = history.last.reindex(audience["customer_id"].to_numpy())
     before = known["last_entry"].notna().to_numpy()
     keep = ~known["active"].fillna(False).astype(bool).to_numpy()
-    seen = np.array(
-        [
-            isinstance(o, set) and occasion in o
-            for o, occasion in zip(known["occasions"], audience["occasion"], strict=True)
-        ],
-        dtype=bool,
-    )
-    keep &= ~seen
+    entered = history.entered
+    pairs = pd.MultiIndex.from_frame(audience[["customer_id", "occasion"]])
+    keep &= ~pairs.isin(pd.MultiIndex.from_frame(entered[["customer_id", "occasion"]]))
     after = journey.reentry_after()
     if after is None:
         keep &= ~before
@@ -446,8 +443,7 @@ def advance_journeys(
         if report is not None:
             report(f"Journey {name}", 0, None)
         result = JourneyRun(name)
-        history = store.entry_history(engine, name)
-        joining = entrants(name, journey, inputs, segment_names, history, at)
+        joining = entrants(engine, name, journey, inputs, segment_names, at)
         first = journey.steps[0].name
         due = arrival_due(journey, first, at)
         assert due is not None
