@@ -322,3 +322,16 @@ def step_messages(engine: Engine, journey: str) -> pd.DataFrame:
         'GROUP BY "window", status',
         params={"j": journey},
     )
+
+
+def active_entry(engine: Engine, journey: str, customer_id: str) -> dict[str, Any] | None:
+    """The customer's active entry of ``journey`` (:data:`ENTRY_COLUMNS` and ``due_at``), or
+    None when they are not inside it."""
+    frame = read_frame(
+        engine,
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, due_at FROM journey_entry WHERE journey = :j AND "
+        "customer_id = :c AND status = 'active'",
+        params={"j": journey, "c": customer_id},
+        datetime_columns=["step_at", "entered_at", "due_at"],
+    )
+    return None if frame.empty else dict(frame.iloc[0])

@@ -146,6 +146,15 @@ def step_campaign(journey: JourneyConfig, step_name: str) -> CampaignConfig:
     )
 
 
+def entry_audience(
+    name: str, journey: JourneyConfig, inputs: PlanInputs, segment_names: Mapping[int, str]
+) -> CampaignPlan:
+    """Who the entry's trigger, segments and condition select now (before re-entry rules)."""
+    ids = resolve_segments(name, journey.segments, segment_names)
+    open_inputs = replace(inputs, planned_windows=frozenset(), already_sent=lambda _c, _w: set())
+    return _audience(name, entry_campaign(journey), ids, _Table.build(open_inputs), open_inputs, {})
+
+
 def entrants(
     name: str,
     journey: JourneyConfig,
@@ -160,9 +169,7 @@ def entrants(
     ended less than that ago."""
     if not journey.enabled:
         return pd.DataFrame(columns=["customer_id", "entry_no", "occasion"])
-    ids = resolve_segments(name, journey.segments, segment_names)
-    open_inputs = replace(inputs, planned_windows=frozenset(), already_sent=lambda _c, _w: set())
-    plan = _audience(name, entry_campaign(journey), ids, _Table.build(open_inputs), open_inputs, {})
+    plan = entry_audience(name, journey, inputs, segment_names)
     if plan.status != DUE or plan.audience.empty:
         return pd.DataFrame(columns=["customer_id", "entry_no", "occasion"])
     audience = plan.audience[["customer_id", "window"]].astype({"window": object})
