@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,7 @@ from cli.output import console, format_option, print_json, table
 
 if TYPE_CHECKING:
     from campaigns.config.schema import Config
+    from campaigns.journeys.forecast import JourneyForecast
 
 
 def _now(at: datetime | None) -> datetime:
@@ -278,3 +279,35 @@ def forecast_command(config_path: Path, at: datetime | None, days: int, output_f
             out.print(f"- {name}: {count:,} {noun} held back by frequency caps")
     for warning in result.warnings():
         out.print(f"- {warning}")
+    for journey in result.journeys:
+        _print_journey_forecast(out, journey)
+
+
+def _print_journey_forecast(out: Any, journey: JourneyForecast) -> None:
+    """A journey's forecast: entries and messages per day, then each step (expected counts)."""
+    out.print(
+        f"Journey {journey.journey}: {journey.inside_now:,} inside now, "
+        f"{sum(journey.entered.values()):,} entering in the horizon (expected counts below)"
+    )
+    sends = list(journey.messages)
+    days = table("day", "entered>", *(f"{s} messages>" for s in sends))
+    for day in sorted(journey.entered):
+        days.add_row(
+            day,
+            f"{journey.entered[day]:,}",
+            *(f"{journey.messages[s].get(day, 0):,.0f}" for s in sends),
+        )
+    out.print(days)
+    steps = table("step", "kind", "inside now>", "reach>", "branches", "still there at the end>")
+    for step in journey.steps:
+        steps.add_row(
+            step.name,
+            step.kind,
+            f"{step.inside_now:,}",
+            f"{step.reached:,.0f}",
+            "; ".join(f"{o} -> {t}: {n:,.0f}" for (o, t), n in step.branches.items()),
+            f"{step.waiting_at_end:,.0f}",
+        )
+    out.print(steps)
+    for step_name, (rate, source) in journey.rates.items():
+        out.print(f"- {journey.journey} {step_name}: 'then' taken by {rate:.1%} ({source})")

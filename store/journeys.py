@@ -69,12 +69,12 @@ def enrol(
     journey: str,
     entrants: pd.DataFrame,
     first_step: str,
-    due_at: datetime,
+    due_at: datetime | Any,
     at: datetime,
 ) -> int:
-    """Add entries (``customer_id``, ``entry_no``, ``occasion``) at ``first_step``; an entry that
-    exists, or a customer already active in the journey, is skipped by the database. Returns
-    how many were added."""
+    """Add entries (``customer_id``, ``entry_no``, ``occasion``) at ``first_step``, due at
+    ``due_at`` (one time, or one per entrant); an entry that exists, or a customer already
+    active in the journey, is skipped by the database. Returns how many were added."""
     if entrants.empty:
         return 0
     mark = _mark(engine.dialect.name)
@@ -84,11 +84,20 @@ def enrol(
         f"({mark}, {mark}, {mark}, {mark}, 'active', {mark}, {mark}, {mark}, 0, {mark}) "
         "ON CONFLICT DO NOTHING"
     )
-    when, due = time_param(at), time_param(due_at)
+    when = time_param(at)
+    dues = (
+        [time_param(due_at)] * len(entrants)
+        if isinstance(due_at, datetime)
+        else datetime_strings(pd.Series(due_at)).tolist()
+    )
     rows = [
         (journey, str(c), int(n), str(o), first_step, when, due, when)
-        for c, n, o in zip(
-            entrants["customer_id"], entrants["entry_no"], entrants["occasion"], strict=True
+        for c, n, o, due in zip(
+            entrants["customer_id"],
+            entrants["entry_no"],
+            entrants["occasion"],
+            dues,
+            strict=True,
         )
     ]
     return _execute(engine, [(sql, rows)])[0]
@@ -335,3 +344,14 @@ def active_entry(engine: Engine, journey: str, customer_id: str) -> dict[str, An
         datetime_columns=["step_at", "entered_at", "due_at"],
     )
     return None if frame.empty else dict(frame.iloc[0])
+
+
+def active_entries(engine: Engine, journey: str) -> pd.DataFrame:
+    """Every active entry of ``journey``: :data:`ENTRY_COLUMNS` and ``due_at``."""
+    return read_frame(
+        engine,
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, due_at FROM journey_entry WHERE journey = :j AND "
+        "status = 'active'",
+        params={"j": journey},
+        datetime_columns=["step_at", "entered_at", "due_at"],
+    )

@@ -29,7 +29,7 @@ from campaigns.config.schema import Config
 from campaigns.engagement.links import Tracker
 from campaigns.errors import CampaignError
 from campaigns.inputs import gather_inputs
-from campaigns.journeys.engine import HAPPENED, arrival_due, random_branch
+from campaigns.journeys.engine import HAPPENED, arrival_due, random_branch, segment_branch
 from campaigns.journeys.runner import (
     World,
     _compose,
@@ -297,7 +297,8 @@ class _Walker:
         self.budget = RunRenderBudget(limits.run_render_seconds, limits.max_render_failure_share)
 
     def arrival(self, step: str, customer: str, at: datetime) -> datetime:
-        due = arrival_due(self.journey, step, at)
+        zone = self.world.timezones.get(customer)
+        due = arrival_due(self.journey, step, at, zone if isinstance(zone, str) else None)
         assert due is not None
         return due
 
@@ -394,6 +395,15 @@ class _Walker:
                     ("true", branches["then"]) if holds else ("false", branches["else"])
                 )
                 other = [("false", branches["else"])] if holds else [("true", branches["then"])]
+            elif config.kind == "by_segment":
+                sid = int(self.world.segment[customer])
+                key, target = segment_branch(
+                    journey, config, (sid, self.world.segment_names.get(sid, ""))
+                )
+                outcome = f"segment: {key}"
+                other = sorted(
+                    {(f"segment: {k}", t) for k, t in branches.items()} - {(outcome, target)}
+                )
             else:
                 target = random_branch(self.name, config, customer, entry_no)
                 outcome = f"random: {target}"

@@ -13,21 +13,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import available_timezones
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from campaigns.compose import RunRenderBudget, compose
-from campaigns.config.journeys import JourneyConfig
+from campaigns.config.journeys import OTHER_SEGMENTS, JourneyConfig
 from campaigns.config.rules import Cap, SegmentTrigger, parse_duration
 from campaigns.config.schema import CampaignConfig, Config
 from campaigns.engagement.links import Tracker
+from campaigns.errors import UnknownSegment
 from campaigns.journeys.engine import (
     COMPLETED,
     EXITED,
     Facts,
-    arrival_due,
+    arrival_dues,
     decide,
 )
 from campaigns.planner import (
@@ -214,6 +216,10 @@ class World:
     splits: dict[str, pd.Series]
     #: (customer_id, window, kind) of human clicks and opens on the journey's messages.
     events: set[tuple[str, str, str]]
+    #: Each customer's own IANA timezone (missing: none), by customer id.
+    timezones: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    #: Segment names by id (by_segment steps).
+    segment_names: Mapping[int, str] = field(default_factory=dict)
 
     def facts(self, journey: JourneyConfig, entries: pd.DataFrame, at: datetime) -> Facts:
         """Exit reasons, awaited events and split conditions for each of ``entries``."""
@@ -246,6 +252,12 @@ class World:
                 series = dict(self.exit_conditions)[item]
                 hit = series.reindex(ids).fillna(False).to_numpy(dtype=bool)
             reason[free & hit] = item
+        facts.timezone[:] = self.timezones.reindex(ids).to_numpy(dtype=object)
+        facts.timezone[pd.isna(facts.timezone)] = None
+        if any(s.by_segment is not None for s in journey.steps):
+            for position, sid in enumerate(segment):
+                if not np.isnan(sid):
+                    facts.segment[position] = (int(sid), self.segment_names.get(int(sid), ""))
         steps = entries["step"].to_numpy(dtype=object)
         numbers = entries["entry_no"].to_numpy()
         for step in journey.steps:
@@ -307,7 +319,22 @@ def build_world(
             (str(c), str(w), str(k))
             for c, w, k in zip(found["customer_id"], found["window"], found["kind"], strict=True)
         }
+    for number, step in enumerate(journey.steps, start=1):
+        for key in step.by_segment or {}:
+            if key != OTHER_SEGMENTS and not (
+                key.casefold() in {label.casefold() for label in segment_names.values()}
+                or (key.isdigit() and int(key) in segment_names)
+            ):
+                known = "; ".join(
+                    f"{sid} = {label!r}" for sid, label in sorted(segment_names.items())
+                )
+                raise UnknownSegment(
+                    f"journeys.{name}.steps[{number}].by_segment: no segment {key!r}; the "
+                    f"current segments are: {known}"
+                )
     return World(
+        timezones=customer_timezones(frame, index),
+        segment_names=dict(segment_names),
         customers=frame,
         segment=pd.Series(frame["segment_id"].to_numpy(dtype=np.int64), index=index),
         last_purchase=last_purchase,
@@ -321,6 +348,17 @@ def build_world(
         splits={s.name: evaluate(s.split) for s in journey.steps if s.split is not None},
         events=events,
     )
+
+
+def customer_timezones(frame: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Each customer's ``timezone`` trait by id when it names an IANA timezone (missing
+    otherwise: a local wait then uses its own)."""
+    if "timezone" not in frame:
+        return pd.Series(dtype=object)
+    zones = pd.Series(frame["timezone"].to_numpy(dtype=object), index=index)
+    valid = available_timezones()
+    known = {z for z in zones.dropna().unique() if isinstance(z, str) and z in valid}
+    return zones.where(zones.isin(known))
 
 
 class CapCounter:
@@ -441,13 +479,17 @@ def advance_journeys(
         result = JourneyRun(name)
         history = store.entry_history(engine, name)
         joining = entrants(name, journey, inputs, segment_names, history, at)
-        first = journey.steps[0].name
-        due = arrival_due(journey, first, at)
-        assert due is not None
-        result.entered = store.enrol(engine, name, joining, first, due, at)
         world = build_world(
             engine, name, journey, customers, transactions, inputs, segment_names, at
         )
+        first = journey.steps[0].name
+        due = arrival_dues(
+            journey,
+            first,
+            np.full(len(joining), np.datetime64(pd.Timestamp(at).as_unit("ns"))),
+            world.timezones.reindex(joining["customer_id"].astype(str)).to_numpy(dtype=object),
+        )
+        result.entered = store.enrol(engine, name, joining, first, due, at)
         waiting = [s.name for s in journey.steps if s.wait_for is not None]
         if waiting:
             asleep = store.entries_at(engine, name, waiting, at)
