@@ -355,3 +355,16 @@ def active_entries(engine: Engine, journey: str) -> pd.DataFrame:
         params={"j": journey},
         datetime_columns=["step_at", "entered_at", "due_at"],
     )
+
+
+def split_arms(engine: Engine, journey: str, step: str) -> pd.DataFrame:
+    """The entries a random split of ``journey`` sent down each arm (``outcome`` "random: ARM",
+    ``n``) and how many of them bought after it (``converted``)."""
+    return read_frame(
+        engine,
+        "SELECT m.outcome, COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM transaction_line t "
+        "WHERE t.customer_id = m.customer_id AND t.invoiced_at > m.at) THEN 1 ELSE 0 END) "
+        "AS converted FROM journey_move m WHERE m.journey = :j AND m.step = :s AND "
+        "m.outcome LIKE 'random: %' GROUP BY m.outcome",
+        params={"j": journey, "s": step},
+    )

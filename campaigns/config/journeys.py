@@ -134,6 +134,9 @@ class StepConfig(_Model):
     # split
     split: str | None = None
     random: dict[str, float] | None = None
+    #: The arm of a random split the others are compared with in ``campaign report`` (default:
+    #: the holdout, an arm to ``exit``, if there is one, else the first arm).
+    control: str | None = None
     by_segment: dict[str, str] | None = None
     # branches
     then: str | None = None
@@ -225,6 +228,15 @@ class StepConfig(_Model):
             raise ValueError(f"a {kind} step has one way on (then), not else")
         if kind == "random" and (self.then is not None or self.else_ is not None):
             raise ValueError("a random split names its branches in random = { STEP = weight }")
+        if self.control is not None:
+            if kind != "random":
+                raise ValueError(f"control belongs to random splits, not {kind}")
+            assert self.random is not None
+            if self.control not in self.random:
+                raise ValueError(
+                    f"control {self.control!r} is not one of the arms of random: "
+                    + ", ".join(self.random)
+                )
         if kind == "by_segment" and (self.then is not None or self.else_ is not None):
             raise ValueError(
                 "a by_segment step names its branches in by_segment = { SEGMENT = 'STEP' }, "
@@ -242,6 +254,13 @@ class StepConfig(_Model):
 
     def condition(self) -> Condition | None:
         return Condition.parse(self.split) if self.split is not None else None
+
+    def control_arm(self) -> str:
+        """The arm of a random split the others are compared with."""
+        assert self.random is not None
+        if self.control is not None:
+            return self.control
+        return EXIT if EXIT in self.random else next(iter(self.random))
 
 
 class JourneyConfig(_Model):

@@ -255,9 +255,9 @@ class World:
         facts.timezone[:] = self.timezones.reindex(ids).to_numpy(dtype=object)
         facts.timezone[pd.isna(facts.timezone)] = None
         if any(s.by_segment is not None for s in journey.steps):
-            for position, sid in enumerate(segment):
+            for row, sid in enumerate(segment.tolist()):
                 if not np.isnan(sid):
-                    facts.segment[position] = (int(sid), self.segment_names.get(int(sid), ""))
+                    facts.segment[row] = (int(sid), self.segment_names.get(int(sid), ""))
         steps = entries["step"].to_numpy(dtype=object)
         numbers = entries["entry_no"].to_numpy()
         for step in journey.steps:
