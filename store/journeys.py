@@ -91,12 +91,12 @@ def enrol(
     journey: str,
     entrants: pd.DataFrame,
     first_step: str,
-    due_at: datetime,
+    due_at: datetime | Any,
     at: datetime,
 ) -> int:
-    """Add entries (``customer_id``, ``entry_no``, ``occasion``) at ``first_step``; an entry that
-    exists, or a customer already active in the journey, is skipped by the database. Returns
-    how many were added."""
+    """Add entries (``customer_id``, ``entry_no``, ``occasion``) at ``first_step``, due at
+    ``due_at`` (one time, or one per entrant); an entry that exists, or a customer already
+    active in the journey, is skipped by the database. Returns how many were added."""
     if entrants.empty:
         return 0
     mark = _mark(engine.dialect.name)
@@ -106,11 +106,20 @@ def enrol(
         f"({mark}, {mark}, {mark}, {mark}, 'active', {mark}, {mark}, {mark}, 0, {mark}) "
         "ON CONFLICT DO NOTHING"
     )
-    when, due = time_param(at), time_param(due_at)
+    when = time_param(at)
+    dues = (
+        [time_param(due_at)] * len(entrants)
+        if isinstance(due_at, datetime)
+        else datetime_strings(pd.Series(due_at)).tolist()
+    )
     rows = [
         (journey, str(c), int(n), str(o), first_step, when, due, when)
-        for c, n, o in zip(
-            entrants["customer_id"], entrants["entry_no"], entrants["occasion"], strict=True
+        for c, n, o, due in zip(
+            entrants["customer_id"],
+            entrants["entry_no"],
+            entrants["occasion"],
+            dues,
+            strict=True,
         )
     ]
     return _execute(engine, [(sql, rows)])[0]
@@ -343,4 +352,41 @@ def step_messages(engine: Engine, journey: str) -> pd.DataFrame:
         'SELECT "window", status, COUNT(*) AS n FROM message WHERE campaign = :j '
         'GROUP BY "window", status',
         params={"j": journey},
+    )
+
+
+def active_entry(engine: Engine, journey: str, customer_id: str) -> dict[str, Any] | None:
+    """The customer's active entry of ``journey`` (:data:`ENTRY_COLUMNS` and ``due_at``), or
+    None when they are not inside it."""
+    frame = read_frame(
+        engine,
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, due_at FROM journey_entry WHERE journey = :j AND "
+        "customer_id = :c AND status = 'active'",
+        params={"j": journey, "c": customer_id},
+        datetime_columns=["step_at", "entered_at", "due_at"],
+    )
+    return None if frame.empty else dict(frame.iloc[0])
+
+
+def active_entries(engine: Engine, journey: str) -> pd.DataFrame:
+    """Every active entry of ``journey``: :data:`ENTRY_COLUMNS` and ``due_at``."""
+    return read_frame(
+        engine,
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, due_at FROM journey_entry WHERE journey = :j AND "
+        "status = 'active'",
+        params={"j": journey},
+        datetime_columns=["step_at", "entered_at", "due_at"],
+    )
+
+
+def split_arms(engine: Engine, journey: str, step: str) -> pd.DataFrame:
+    """The entries a random split of ``journey`` sent down each arm (``outcome`` "random: ARM",
+    ``n``) and how many of them bought after it (``converted``)."""
+    return read_frame(
+        engine,
+        "SELECT m.outcome, COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM transaction_line t "
+        "WHERE t.customer_id = m.customer_id AND t.invoiced_at > m.at) THEN 1 ELSE 0 END) "
+        "AS converted FROM journey_move m WHERE m.journey = :j AND m.step = :s AND "
+        "m.outcome LIKE 'random: %' GROUP BY m.outcome",
+        params={"j": journey, "s": step},
     )
