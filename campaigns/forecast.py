@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from campaigns.config.rules import OnceTrigger, ScheduleTrigger
 from campaigns.config.schema import Config
 from campaigns.inputs import gather_inputs
+from campaigns.journeys.forecast import JourneyForecast, forecast_journeys
 from campaigns.keys import idempotency_key
 from campaigns.planner import (
     ALREADY_PLANNED,
@@ -59,6 +60,8 @@ class Forecast:
     #: Campaigns that send nothing in the horizon, with the reason.
     never: dict[str, str] = field(default_factory=dict)
     runs: int = 0
+    #: Each enabled journey over the horizon (:mod:`campaigns.journeys.forecast`).
+    journeys: list[JourneyForecast] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The forecast as ``campaign forecast --format json`` prints it."""
@@ -82,6 +85,7 @@ class Forecast:
                 for (a, b), n in sorted(self.overlaps.items())
             ],
             "never_sends": dict(self.never),
+            "journeys": [j.to_json() for j in self.journeys],
             "warnings": self.warnings(),
         }
 
@@ -131,7 +135,9 @@ def forecast(config: Config, start: datetime, days: int = 14) -> Forecast:
     with opened_store(config.store.url, config.root) as engine:
         ready = prepare(engine, config, start, persist=False)
         base = gather_inputs(engine, config, ready.customers, ready.shop, start)
-        return simulate(config, ready, base, start, days, planned_ahead(engine))
+        result = simulate(config, ready, base, start, days, planned_ahead(engine))
+        result.journeys = forecast_journeys(engine, config, ready, base, start, days)
+        return result
 
 
 def planned_ahead(engine: Engine) -> Callable[[str, str], bool]:

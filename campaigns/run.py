@@ -24,7 +24,8 @@ from campaigns.compose import HELD_OUT, RunRenderBudget, compose_chunks
 from campaigns.config.schema import Config
 from campaigns.counts import Counts, from_outbox
 from campaigns.data import ensure_data
-from campaigns.delivery.drain import DrainResult, drain
+from campaigns.delivery.drain import DrainResult
+from campaigns.delivery.parallel import drain_with_workers
 from campaigns.engagement.links import Tracker
 from campaigns.engagement.tokens import load_keys
 from campaigns.errors import CampaignError
@@ -32,7 +33,7 @@ from campaigns.experiments import CampaignArms, campaign_arms, record_campaign_e
 from campaigns.idle import Idle, Watermark, marks, nothing_due, quiet_until
 from campaigns.inputs import gather_inputs
 from campaigns.journeys.edits import journey_edits, refuse_stranding
-from campaigns.journeys.runner import advance_journeys, entry_plans
+from campaigns.journeys.runner import advance_journeys, entry_plans, last_purchases
 from campaigns.personalization.clv.commands import with_lifetime_value
 from campaigns.personalization.for_templates import RunRecommendations
 from campaigns.personalization.scoring import with_scores
@@ -77,8 +78,13 @@ def run_campaigns(
     dry_run: bool = False,
     only: str | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> RunResult:
-    """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now)."""
+    """Run every due campaign (or only ``only``) at time ``at`` (naive UTC; default now).
+
+    ``workers`` > 1 renders with that many processes (instead of ``render_processes``) and
+    delivers with that many (:mod:`campaigns.delivery.parallel`).
+    """
     report = progress or quiet
     at = at or datetime.now(UTC).replace(tzinfo=None)
     if only is not None:
@@ -95,7 +101,7 @@ def run_campaigns(
         opened_store(config.store.url, config.root) as engine,
         nullcontext() if dry_run else run_lock(engine),
     ):
-        return _run(engine, config, at, dry_run, only, report)
+        return _run(engine, config, at, dry_run, only, report, workers)
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ class Prepared:
     loaded: bool
     #: The earliest stored transaction line dated after the time prepared for (None: none is).
     lines_after: datetime | None = None
+    #: Each customer's last purchase from the store's aggregates (None: read from the lines).
+    last_purchase: pd.Series | None = None
 
 
 def prepare(
@@ -142,7 +150,9 @@ def prepare(
     customers = with_scores(engine, customers)
     # A trained lifetime-value model adds p_alive, expected_purchases_90d, expected_spend, clv_12m.
     customers = with_lifetime_value(engine, customers, shop, at)
-    return Prepared(shop, customers, segment_ids, model, loaded, lines_after)
+    return Prepared(
+        shop, customers, segment_ids, model, loaded, lines_after, computed.last_purchase
+    )
 
 
 def _first_line_after(transactions: pd.DataFrame, at: datetime) -> datetime | None:
@@ -165,8 +175,12 @@ def _run(
     dry_run: bool,
     only: str | None,
     report: Progress,
+    workers: int = 1,
 ) -> RunResult:
     fingerprint = config_hash(config)
+    if workers > 1:  # after the fingerprint: how many processes work is not a change of config
+        settings = config.settings.model_copy(update={"render_processes": workers})
+        config = config.model_copy(update={"settings": settings})
     if only is None and any(j.enabled for j in config.journeys.values()):
         # An edit of a live journey that would strand customers refuses the run before it
         # does anything (campaign plan shows what an edit does).
@@ -174,7 +188,7 @@ def _run(
     # Before reading any data: the last run's watermark may tell that nothing can be due.
     idle = nothing_due(engine, config, at, fingerprint)
     if idle is not None:
-        return _idle_run(engine, config, at, dry_run, idle, report)
+        return _idle_run(engine, config, at, dry_run, idle, report, workers)
     result = RunResult(at=at, dry_run=dry_run, run_id=None)
     ready = prepare(engine, config, at, persist=not dry_run, report=report)
     result.loaded = ready.loaded
@@ -224,7 +238,11 @@ def _run(
                         engine,
                         config,
                         ready.customers,
-                        ready.shop.transactions,
+                        (
+                            ready.last_purchase
+                            if ready.last_purchase is not None
+                            else last_purchases(ready.shop.transactions, at)
+                        ),
                         ready.model.for_templates(),
                         inputs,
                         ready.model.names,
@@ -233,7 +251,8 @@ def _run(
                         report,
                     )
                 report("Delivering", 0, None)
-                delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+                label = f"{at:%Y%m%dT%H%M}-run{run_id}"
+                delivered = drain_with_workers(engine, config, at, label, workers)
                 _note_delivery(result, delivered, run_id, died)
                 fates = _outbox_counts(engine, run_id, at)
                 destinations = delivered.destinations
@@ -259,7 +278,13 @@ def _run(
 
 
 def _idle_run(
-    engine: Engine, config: Config, at: datetime, dry_run: bool, idle: Idle, report: Progress
+    engine: Engine,
+    config: Config,
+    at: datetime,
+    dry_run: bool,
+    idle: Idle,
+    report: Progress,
+    workers: int = 1,
 ) -> RunResult:
     """A run with nothing due: no data read, nothing planned; delivery still drains what the
     outbox holds (deferred messages whose time came, retries). Its watermark is the last one."""
@@ -277,7 +302,8 @@ def _idle_run(
     try:
         with heartbeat(engine, run_id):
             report("Delivering", 0, None)
-            delivered = drain(engine, config, at, label=f"{at:%Y%m%dT%H%M}-run{run_id}")
+            label = f"{at:%Y%m%dT%H%M}-run{run_id}"
+            delivered = drain_with_workers(engine, config, at, label, workers)
             _note_delivery(result, delivered, run_id, died)
             _finish_run(engine, run_id, result, idle.watermark)
     except BaseException as exc:

@@ -142,6 +142,9 @@ class RunFeatures:
     from_store: bool
     #: What the refresh of the aggregates did (:class:`store.features.FeatureState`).
     refresh: str
+    #: Each customer's last purchase (naive UTC, by customer id), from the aggregates; None when
+    #: the features came from the lines (:func:`campaigns.journeys.runner.last_purchases` then).
+    last_purchase: pd.Series | None = None
 
 
 def stored_features(
@@ -156,10 +159,10 @@ def stored_features(
     state = refresh_features(engine, categories, fresh)
     if not features_cover(state, at):
         return RunFeatures(segment_features(shop, config, at), False, state.action)
-    aggregates = Aggregates(
-        feature_rows(engine), category_spend_rows(engine) if categories else None
-    )
-    return RunFeatures(segment_features(shop, config, at, aggregates), True, state.action)
+    rows = feature_rows(engine)
+    aggregates = Aggregates(rows, category_spend_rows(engine) if categories else None)
+    last = rows.set_index(rows["customer_id"].astype(str))["last_order_at"].dropna()
+    return RunFeatures(segment_features(shop, config, at, aggregates), True, state.action, last)
 
 
 def uses_transactions(config: SegmentationConfig) -> bool:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.errors import handles_errors
 from cli.options import at_option, config_option
 from cli.output import console, format_option, print_json, table
+
+if TYPE_CHECKING:
+    from campaigns.config.schema import Config
+    from campaigns.journeys.forecast import JourneyForecast
 
 
 def _now(at: datetime | None) -> datetime:
@@ -97,7 +102,7 @@ def plan_command(
 
 
 @click.command("preview")
-@click.argument("campaign")
+@click.argument("name", metavar="CAMPAIGN|JOURNEY")
 @config_option
 @at_option
 @click.option(
@@ -105,22 +110,33 @@ def plan_command(
     "customers",
     multiple=True,
     metavar="ID",
-    help="Render for this customer (repeatable).",
+    help="Render for this customer (repeatable); a journey needs at least one.",
 )
 @click.option(
     "--sample", type=click.IntRange(min=1), help="Render for N customers of the audience."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option(
+    "--assume",
+    multiple=True,
+    metavar="STEP|WHAT",
+    help="Journeys: the wait_for step (or every wait for a click, open, conversion or "
+    "left_segment) sees what it waits for, and takes 'then' (repeatable).",
+)
+@format_option
 @handles_errors
 def preview_command(
-    campaign: str,
+    name: str,
     config_path: Path,
     at: datetime | None,
     customers: tuple[str, ...],
     sample: int | None,
     seed: int,
+    assume: tuple[str, ...],
+    output_format: str,
 ) -> None:
-    """Render CAMPAIGN's exact message for a customer, or for a sample of its audience.
+    """Render CAMPAIGN's exact message for a customer, or for a sample of its audience; or walk
+    a customer through JOURNEY step by step, with every message it would send. Writes nothing.
 
     Example: campaign preview winback --customer C000042
     """
@@ -128,10 +144,32 @@ def preview_command(
     from campaigns.preview import preview_messages
 
     config = load_config(config_path)
-    previews = preview_messages(config, campaign, _now(at), list(customers) or None, sample, seed)
+    if name in config.journeys:
+        _preview_journey(config, name, _now(at), customers, sample, assume, output_format)
+        return
+    if assume:
+        raise click.UsageError("--assume applies to journeys; a campaign has no wait_for")
+    previews = preview_messages(config, name, _now(at), list(customers) or None, sample, seed)
+    if output_format == "json":
+        print_json(
+            [
+                {
+                    "customer_id": p.customer_id,
+                    "segment": p.segment,
+                    "would_send": p.would_send,
+                    "why": p.why,
+                    "variant": p.variant,
+                    "subject": p.subject,
+                    "text": p.text,
+                    "html": p.html,
+                }
+                for p in previews
+            ]
+        )
+        return
     out = console()
     if not previews:
-        out.print(f"{campaign}: nobody to preview: the campaign matches no customer at this time")
+        out.print(f"{name}: nobody to preview: the campaign matches no customer at this time")
     for preview in previews:
         verdict = "would send" if preview.would_send else "would NOT send"
         if preview.variant is not None:
@@ -142,6 +180,63 @@ def preview_command(
         out.print(preview.text, markup=False, highlight=False)
         if preview.html is not None:
             out.print(f"[HTML part: {len(preview.html):,} characters]", markup=False)
+
+
+def _preview_journey(
+    config: Config,
+    name: str,
+    at: datetime,
+    customers: tuple[str, ...],
+    sample: int | None,
+    assume: tuple[str, ...],
+    output_format: str,
+) -> None:
+    from campaigns.journeys.preview import preview_journey
+
+    if sample is not None or not customers:
+        raise click.UsageError(f"{name} is a journey: preview it for a customer with --customer ID")
+    previews = preview_journey(config, name, list(customers), at, assume)
+    if output_format == "json":
+        print_json([p.to_json() for p in previews])
+        return
+    out = console()
+    for preview in previews:
+        out.print(
+            f"─── {preview.customer_id} ({preview.segment}) in journey {name}, "
+            f"from {preview.at:%Y-%m-%d %H:%M} UTC",
+            markup=False,
+        )
+        out.print(("" if preview.enters else "Does not enter: ") + preview.why, markup=False)
+        for visit in preview.visits:
+            line = f"{visit.at:%Y-%m-%d %H:%M}  {visit.step} ({visit.kind}): {visit.outcome}"
+            if visit.since is not None and visit.since != visit.at:
+                line += f" (waiting since {visit.since:%Y-%m-%d %H:%M})"
+            line += f" -> {visit.to}"
+            if visit.other:
+                line += "; not taken: " + ", ".join(f"{o} -> {t}" for o, t in visit.other)
+            out.print(line, markup=False, highlight=False)
+            message = visit.message
+            if message is None:
+                continue
+            if message.error is not None:
+                out.print(f"    render failed: {message.error}", markup=False)
+                continue
+            if message.deferred_until is not None:
+                out.print(
+                    f"    deferred by quiet hours until {message.deferred_until:%Y-%m-%d %H:%M}"
+                )
+            out.print(f"    Subject: {message.subject}", markup=False, highlight=False)
+            for text_line in message.text.splitlines():
+                out.print(f"    {text_line}".rstrip(), markup=False, highlight=False)
+            if message.html is not None:
+                out.print(f"    [HTML part: {len(message.html):,} characters]", markup=False)
+        if preview.end:
+            out.print(f"End: {preview.end}", markup=False)
+    out.print(
+        "Frequency caps and the per-run limit are not applied here: a run holds a send back "
+        "until they allow it.",
+        markup=False,
+    )
 
 
 @click.command("forecast")
@@ -190,3 +285,35 @@ def forecast_command(config_path: Path, at: datetime | None, days: int, output_f
             out.print(f"- {name}: {count:,} {noun} held back by frequency caps")
     for warning in result.warnings():
         out.print(f"- {warning}")
+    for journey in result.journeys:
+        _print_journey_forecast(out, journey)
+
+
+def _print_journey_forecast(out: Any, journey: JourneyForecast) -> None:
+    """A journey's forecast: entries and messages per day, then each step (expected counts)."""
+    out.print(
+        f"Journey {journey.journey}: {journey.inside_now:,} inside now, "
+        f"{sum(journey.entered.values()):,} entering in the horizon (expected counts below)"
+    )
+    sends = list(journey.messages)
+    days = table("day", "entered>", *(f"{s} messages>" for s in sends))
+    for day in sorted(journey.entered):
+        days.add_row(
+            day,
+            f"{journey.entered[day]:,}",
+            *(f"{journey.messages[s].get(day, 0):,.0f}" for s in sends),
+        )
+    out.print(days)
+    steps = table("step", "kind", "inside now>", "reach>", "branches", "still there at the end>")
+    for step in journey.steps:
+        steps.add_row(
+            step.name,
+            step.kind,
+            f"{step.inside_now:,}",
+            f"{step.reached:,.0f}",
+            "; ".join(f"{o} -> {t}: {n:,.0f}" for (o, t), n in step.branches.items()),
+            f"{step.waiting_at_end:,.0f}",
+        )
+    out.print(steps)
+    for step_name, (rate, source) in journey.rates.items():
+        out.print(f"- {journey.journey} {step_name}: 'then' taken by {rate:.1%} ({source})")

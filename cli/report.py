@@ -80,7 +80,14 @@ def journey_report_command(
     """``campaign report JOURNEY``: the funnel in the terminal, as JSON, or as an HTML page."""
     from datetime import UTC, datetime
 
-    from campaigns.journeys.report import journey_report, render_html
+    from campaigns.journeys.report import (
+        arm_label,
+        journey_report,
+        percent,
+        render_html,
+        sample_ratio_text,
+        versus,
+    )
 
     report = journey_report(config, name, datetime.now(UTC).replace(tzinfo=None))
     if html_path is not None:
@@ -116,5 +123,24 @@ def journey_report_command(
             ),
         )
     out.print(steps)
+    for split in report.splits:
+        arms = table(
+            "arm",
+            "entries>",
+            "converted>",
+            "rate>",
+            "against the control",
+            title=f"Random split {split.step}: conversion (a purchase after the draw) by arm",
+        )
+        for arm in split.arms:
+            arms.add_row(
+                arm_label(arm),
+                f"{arm.entries:,}",
+                f"{arm.converted:,}",
+                percent(arm.rate),
+                versus(arm),
+            )
+        out.print(arms)
+        out.print(sample_ratio_text(split), markup=False, soft_wrap=True)
     if html_path is not None:
         out.print(f"Wrote {html_path}", markup=False, soft_wrap=True)

@@ -23,10 +23,24 @@ if TYPE_CHECKING:
 @at_option
 @click.option("--dry-run", is_flag=True, help="Plan and render, but write and send nothing.")
 @click.option("--campaign", "only", metavar="NAME", help="Run only this campaign.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Render and deliver with N local processes (instead of render_processes); they "
+    "share the outbox as campaign worker processes do.",
+)
 @format_option
 @handles_errors
 def run_command(
-    config_path: Path, at: datetime | None, dry_run: bool, only: str | None, output_format: str
+    config_path: Path,
+    at: datetime | None,
+    dry_run: bool,
+    only: str | None,
+    workers: int,
+    output_format: str,
 ) -> None:
     """Run every due campaign: segment, plan, render, send or export, each message once.
 
@@ -38,7 +52,9 @@ def run_command(
     config = load_config(config_path)
     out = console()
     with progress_bars(out) as progress:
-        result = run_campaigns(config, at=at, dry_run=dry_run, only=only, progress=progress)
+        result = run_campaigns(
+            config, at=at, dry_run=dry_run, only=only, progress=progress, workers=workers
+        )
     if output_format == "json":
         print_json(result.to_json())
         return

@@ -33,36 +33,57 @@ UPDATE_COLUMNS = ["id", "moves", "status", "step", "step_at", "due_at", "exit_re
 
 _CHUNK = 20_000
 
+#: Customers looked up per query of :func:`entry_history`.
+_LOOKUP = 2_000
+
 
 def _mark(dialect: str) -> str:
     return "%s" if dialect == "postgresql" else "?"
 
 
-def entry_history(engine: Engine, journey: str) -> pd.DataFrame:
-    """Per customer who ever entered ``journey``: their last entry number, whether it is active,
-    when it finished, and every occasion they entered on (``occasions``, a set)."""
-    frame = read_frame(
-        engine,
-        "SELECT customer_id, entry_no, occasion, status, finished_at FROM journey_entry "
-        "WHERE journey = :j",
-        params={"j": journey},
-        datetime_columns=["finished_at"],
-    )
-    if frame.empty:
-        return pd.DataFrame(
-            columns=["last_entry", "active", "finished_at", "occasions"],
-            index=pd.Index([], dtype=object, name="customer_id"),
+@dataclass(frozen=True)
+class EntryHistory:
+    """What the store knows of some customers' entries into one journey."""
+
+    #: Per customer who entered (indexed by ``customer_id``): the last entry number
+    #: (``last_entry``), whether they are inside now (``active``), and when their last entry
+    #: finished (``finished_at``; missing while active).
+    last: pd.DataFrame
+    #: ``customer_id`` and ``occasion`` of every entry they made.
+    entered: pd.DataFrame
+
+
+def entry_history(engine: Engine, journey: str, customer_ids: Iterable[str]) -> EntryHistory:
+    """The entries into ``journey`` of ``customer_ids``, looked up by the index on journey and
+    customer a few thousand customers at a time: what is read grows with the customers asked
+    about (a run's entrants), not with everyone who ever entered."""
+    wanted = sorted(set(map(str, customer_ids)))
+    parts = [pd.DataFrame(columns=["customer_id", "entry_no", "occasion", "status", "finished_at"])]
+    for start in range(0, len(wanted), _LOOKUP):
+        names = {f"c{i}": c for i, c in enumerate(wanted[start : start + _LOOKUP])}
+        marks = ", ".join(f":{name}" for name in names)
+        parts.append(
+            read_frame(
+                engine,
+                "SELECT customer_id, entry_no, occasion, status, finished_at FROM journey_entry "
+                f"WHERE journey = :j AND customer_id IN ({marks})",
+                params={"j": journey, **names},
+                datetime_columns=["finished_at"],
+            )
         )
-    frame = frame.sort_values(["customer_id", "entry_no"])
-    grouped = frame.groupby("customer_id", sort=False)
-    last = grouped.tail(1).set_index("customer_id")
-    return pd.DataFrame(
-        {
-            "last_entry": last["entry_no"].astype(int),
-            "active": last["status"] == "active",
-            "finished_at": last["finished_at"],
-            "occasions": grouped["occasion"].agg(set),
-        }
+    rows = pd.concat(parts, ignore_index=True).astype({"customer_id": str, "occasion": str})
+    # A customer has at most one active entry, and it is their last.
+    last = rows.sort_values(["customer_id", "entry_no"]).groupby("customer_id").tail(1)
+    return EntryHistory(
+        last=pd.DataFrame(
+            {
+                "last_entry": last["entry_no"].astype(int).to_numpy(),
+                "active": (last["status"] == "active").to_numpy(),
+                "finished_at": pd.to_datetime(last["finished_at"]).to_numpy(),
+            },
+            index=pd.Index(last["customer_id"], dtype=object, name="customer_id"),
+        ),
+        entered=rows[["customer_id", "occasion"]],
     )
 
 
@@ -71,12 +92,12 @@ def enrol(
     journey: str,
     entrants: pd.DataFrame,
     first_step: str,
-    due_at: datetime,
+    due_at: datetime | Any,
     at: datetime,
 ) -> int:
-    """Add entries (``customer_id``, ``entry_no``, ``occasion``) at ``first_step``; an entry that
-    exists, or a customer already active in the journey, is skipped by the database. Returns
-    how many were added."""
+    """Add entries (``customer_id``, ``entry_no``, ``occasion``) at ``first_step``, due at
+    ``due_at`` (one time, or one per entrant); an entry that exists, or a customer already
+    active in the journey, is skipped by the database. Returns how many were added."""
     if entrants.empty:
         return 0
     mark = _mark(engine.dialect.name)
@@ -86,11 +107,20 @@ def enrol(
         f"({mark}, {mark}, {mark}, {mark}, 'active', {mark}, {mark}, {mark}, 0, {mark}) "
         "ON CONFLICT DO NOTHING"
     )
-    when, due = time_param(at), time_param(due_at)
+    when = time_param(at)
+    dues = (
+        [time_param(due_at)] * len(entrants)
+        if isinstance(due_at, datetime)
+        else datetime_strings(pd.Series(due_at)).tolist()
+    )
     rows = [
         (journey, str(c), int(n), str(o), first_step, when, due, when)
-        for c, n, o in zip(
-            entrants["customer_id"], entrants["entry_no"], entrants["occasion"], strict=True
+        for c, n, o, due in zip(
+            entrants["customer_id"],
+            entrants["entry_no"],
+            entrants["occasion"],
+            dues,
+            strict=True,
         )
     ]
     return _execute(engine, [(sql, rows)])[0]
@@ -403,3 +433,40 @@ def apply_edit(
     )
     counts = _execute(engine, statements)
     return [counts[2 * i + 1] for i in range(len(moves))]
+
+
+def active_entry(engine: Engine, journey: str, customer_id: str) -> dict[str, Any] | None:
+    """The customer's active entry of ``journey`` (:data:`ENTRY_COLUMNS` and ``due_at``), or
+    None when they are not inside it."""
+    frame = read_frame(
+        engine,
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, due_at FROM journey_entry WHERE journey = :j AND "
+        "customer_id = :c AND status = 'active'",
+        params={"j": journey, "c": customer_id},
+        datetime_columns=["step_at", "entered_at", "due_at"],
+    )
+    return None if frame.empty else dict(frame.iloc[0])
+
+
+def active_entries(engine: Engine, journey: str) -> pd.DataFrame:
+    """Every active entry of ``journey``: :data:`ENTRY_COLUMNS` and ``due_at``."""
+    return read_frame(
+        engine,
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, due_at FROM journey_entry WHERE journey = :j AND "
+        "status = 'active'",
+        params={"j": journey},
+        datetime_columns=["step_at", "entered_at", "due_at"],
+    )
+
+
+def split_arms(engine: Engine, journey: str, step: str) -> pd.DataFrame:
+    """The entries a random split of ``journey`` sent down each arm (``outcome`` "random: ARM",
+    ``n``) and how many of them bought after it (``converted``)."""
+    return read_frame(
+        engine,
+        "SELECT m.outcome, COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM transaction_line t "
+        "WHERE t.customer_id = m.customer_id AND t.invoiced_at > m.at) THEN 1 ELSE 0 END) "
+        "AS converted FROM journey_move m WHERE m.journey = :j AND m.step = :s AND "
+        "m.outcome LIKE 'random: %' GROUP BY m.outcome",
+        params={"j": journey, "s": step},
+    )

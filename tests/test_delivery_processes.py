@@ -148,6 +148,32 @@ def test_two_runs_at_once_on_postgresql_send_each_message_once(tmp_path: Path, p
     assert len(server.message_ids()) == len(set(server.message_ids())) == 120
 
 
+@pytest.mark.postgres
+def test_a_run_with_two_workers_delivers_each_message_once_from_two_processes(
+    tmp_path: Path, pg_url: str
+) -> None:
+    server = MailServer()
+    with smtp_server(server) as port:
+        config = make_workspace(
+            tmp_path / "ws", smtp_channel(port, rate_limit=10, batch_size=10), EVERYONE,
+            store_url=pg_url,
+        )  # fmt: skip
+        run = campaign("run", "-c", str(config), "--at", AT, "--workers", "2")
+        output, _ = run.communicate(timeout=90)
+        assert run.returncode == 0, output
+    assert output.splitlines()[-1] == "Planned 120 new messages: 120 sent.", output
+    with opened_store(pg_url) as engine:
+        assert outbox.counts_by_status(engine) == {"sent": 120}
+        senders = read_frame(engine, "SELECT DISTINCT claimed_by FROM message")["claimed_by"]
+        keys = read_frame(engine, "SELECT idempotency_key FROM message")["idempotency_key"]
+    assert sorted(server.message_ids()) == sorted(
+        message_id(k, "beanandleaf.example") for k in keys
+    )  # exactly once
+    # The run's own process and the one it started both delivered: rate limits are per process,
+    # and alone at 10 a second the run would need 12 s, while the other starts in a few.
+    assert len({str(s).split("#")[0] for s in senders}) == 2, set(senders)
+
+
 class Lines:
     """A process's output lines, read in a thread."""
 

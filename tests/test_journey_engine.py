@@ -2,14 +2,16 @@
 advanced over runs at generated times, as ``campaign run`` advances them (rounds of due entries
 until nothing moves). Checked: no step is taken twice by an entry, every move follows a branch
 of the step it leaves, no due step is left behind by a run (but for a cap), sends happen only at
-send steps, once each, and an entry whose exit_when holds when it is due exits before any other
-step."""
+send steps, once each, an entry whose exit_when holds when it is due exits before any other
+step, a wait until a local time ends at that time on an allowed weekday in the customer's
+timezone (or the wait's), and a by_segment step sends each customer down their segment's branch."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -18,11 +20,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from campaigns.config.journeys import EXIT, JourneyConfig
-from campaigns.journeys.engine import ACTIVE, Facts, arrival_due, decide, random_branch
+from campaigns.config.journeys import EXIT, WEEKDAYS, JourneyConfig, WaitUntil
+from campaigns.journeys.engine import (
+    ACTIVE,
+    Facts,
+    arrival_due,
+    decide,
+    random_branch,
+    segment_branch,
+)
 
 START = datetime(2026, 11, 23, 12, 0)
-KINDS = ("send", "wait", "wait_for", "split", "random")
+KINDS = ("send", "wait", "wait_for", "split", "wait_until", "by_segment", "random")
+ZONES = (None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Pacific/Chatham")
+SEGMENTS = (None, (1, "Regulars"), (2, "Lapsed"), (3, "VIP"))
 
 
 @st.composite
@@ -33,7 +44,7 @@ def journeys(draw: st.DrawFn) -> JourneyConfig:
     steps: list[dict[str, Any]] = []
     for i, name in enumerate(names):
         later = [*names[i + 1 :], EXIT]
-        kind = draw(st.sampled_from(KINDS if len(later) > 2 else KINDS[:4]))
+        kind = draw(st.sampled_from(KINDS if len(later) > 2 else KINDS[:6]))
         step: dict[str, Any] = {"name": name}
         if kind == "send":
             step["send"] = "t"
@@ -50,6 +61,19 @@ def journeys(draw: st.DrawFn) -> JourneyConfig:
             step["timeout"] = f"{draw(st.integers(1, 96))}h"
         elif kind == "split":
             step["split"] = "frequency >= 2"
+        elif kind == "wait_until":
+            step["wait"] = {
+                "until": f"{draw(st.integers(0, 23)):02d}:{draw(st.sampled_from([0, 30, 45])):02d}",
+                "on": draw(
+                    st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7, unique=True)
+                ),
+                "timezone": draw(st.sampled_from(ZONES[1:])),
+            }
+        elif kind == "by_segment":
+            keys = draw(
+                st.lists(st.sampled_from(["Regulars", "lapsed", "3", "*"]), min_size=1, unique=True)
+            )
+            step["by_segment"] = {key: draw(st.sampled_from(later)) for key in keys}
         else:
             targets = draw(
                 st.lists(st.sampled_from(later[:-1]), min_size=2, max_size=3, unique=True)
@@ -60,7 +84,7 @@ def journeys(draw: st.DrawFn) -> JourneyConfig:
                 step = {"name": name, "split": "frequency >= 2"}
             else:
                 step["random"] = {t: draw(st.integers(1, 5)) for t in targets}
-        if "random" not in step:
+        if "random" not in step and "by_segment" not in step:
             if draw(st.booleans()):
                 step["then"] = draw(st.sampled_from(later))
             if ("wait_for" in step or "split" in step) and draw(st.booleans()):
@@ -89,6 +113,8 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
                 "event_at": draw(hour),
                 "holds": draw(st.booleans()),
                 "capped_at": draw(st.sets(st.integers(0, 10), max_size=3)),
+                "timezone": draw(st.sampled_from(ZONES)),
+                "segment": draw(st.sampled_from(SEGMENTS)),
             }
             for _ in range(count)
         ],
@@ -103,7 +129,6 @@ class Sim:
         self.journey = journey
         self.world = world
         first = journey.steps[0].name
-        due = arrival_due(journey, first, START)
         self.entries = [
             {
                 "id": i + 1,
@@ -113,12 +138,14 @@ class Sim:
                 "step_at": START,
                 "entered_at": START,
                 "moves": 0,
-                "due_at": due,
+                "due_at": arrival_due(journey, first, START, c["timezone"]),
                 "status": ACTIVE,
             }
-            for i in range(len(world["customers"]))
+            for i, c in enumerate(world["customers"])
         ]
         self.paths: dict[int, list[tuple[str, str, str]]] = {e["id"]: [] for e in self.entries}
+        #: (customer, step, arrived, due) of every arrival at a step.
+        self.arrivals = [(e["customer_id"], first, START, e["due_at"]) for e in self.entries]
         self.sends: list[tuple[int, str]] = []
         self.send_hours: list[tuple[str, float]] = []
         self.run_number = 0
@@ -133,6 +160,8 @@ class Sim:
             facts.happened[position] = c["event_at"] is not None and c["event_at"] <= hours
             facts.holds[position] = c["holds"]
             facts.capped[position] = self.run_number in c["capped_at"]
+            facts.timezone[position] = c["timezone"]
+            facts.segment[position] = c["segment"]
         return facts
 
     def run(self, at: datetime) -> None:
@@ -155,6 +184,15 @@ class Sim:
                 entry = next(e for e in self.entries if e["id"] == move["entry_id"])
                 assert move["seq"] == entry["moves"]
                 self.paths[entry["id"]].append((move["step"], move["outcome"], move["to_step"]))
+                if update["status"] == ACTIVE:
+                    self.arrivals.append(
+                        (
+                            entry["customer_id"],
+                            update["step"],
+                            update["step_at"],
+                            update["due_at"].to_pydatetime(),
+                        )
+                    )
                 entry.update(
                     moves=entry["moves"] + 1,
                     status=update["status"],
@@ -208,6 +246,32 @@ def test_the_state_machine_never_repeats_or_skips_a_step_and_always_exits(
     for customer_id, hours in sim.send_hours:
         exit_at = world["customers"][int(customer_id[1:])]["exit_at"]
         assert not journey.exit_when or exit_at is None or exit_at > hours
+    # A wait until a local time ends at that time, on an allowed weekday, within a week, in the
+    # customer's own timezone (else the wait's); every other step is due on arrival or after
+    # its duration.
+    for customer_id, step_name, arrived, due in sim.arrivals:
+        c = world["customers"][int(customer_id[1:])]
+        wait = journey.step(step_name).wait
+        if isinstance(wait, WaitUntil):
+            local = due.replace(tzinfo=ZoneInfo("UTC")).astimezone(
+                ZoneInfo(c["timezone"] or wait.timezone)
+            )
+            assert arrived <= due < arrived + timedelta(days=7, hours=1), (arrived, due)
+            assert (local.hour, local.minute) == (wait.until.hour, wait.until.minute)
+            assert WEEKDAYS[local.weekday()] in wait.on
+        else:
+            assert due == arrival_due(journey, step_name, arrived)
+    # A by_segment step sends each customer down their segment's branch.
+    for entry in sim.entries:
+        c = world["customers"][int(entry["customer_id"][1:])]
+        for step, outcome, to in sim.paths[entry["id"]]:
+            config = journey.step(step)
+            if config.by_segment is not None and not outcome.startswith("exit: "):
+                key, target = segment_branch(journey, config, c["segment"])
+                assert outcome == f"segment: {key}"
+                assert (to if to != "completed" else EXIT) == target
+                if c["segment"] is not None and key != "*":
+                    assert key.casefold() in (c["segment"][1].casefold(), str(c["segment"][0]))
     # After an exit_when holds at a run, an entry moved at that run exits and sends nothing more.
     for entry in sim.entries:
         c = world["customers"][int(entry["customer_id"][1:])]

@@ -4,6 +4,7 @@ the same per-customer failures and the same budgets as rendering in the run's ow
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def test_a_pool_renders_what_the_run_renders_in_process(
     # The demo workspace has 300 customers: let a pool start from the first message.
     monkeypatch.setattr(rendering, "PARALLEL_FROM", 0)
     assert Parallel(2, 37).workers(300) == 2
+    # The same signing key (made on first use in .campaign/), so that links and tokens compare.
+    keys = tmp_path / "pooled" / ".campaign"
+    keys.mkdir(parents=True)
+    shutil.copy(tmp_path / "alone" / ".campaign" / "tracking-keys", keys)
     pooled = _messages(tmp_path / "pooled", POOL)
     assert len(alone) > 250
     # Customers without an income fail the newsletter in the pool as they do alone.

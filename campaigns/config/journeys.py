@@ -6,10 +6,16 @@ is exactly one of::
 
     send = "TEMPLATE"            a message, as a campaign sends it (channel, subject, caps)
     wait = "3d"                  a pause
+    wait = { until = "09:00", on = ["mon"] }
+                                 until a local time (on some weekdays), in the customer's
+                                 ``timezone`` (else the wait's ``timezone``, UTC by default)
     wait_for = "click"           click | open (of an earlier send step, ``on``), conversion,
                                  left_segment; ``timeout``, then ``then`` / ``else``
     split = "CONDITION"          ``then`` when the condition holds, ``else`` otherwise
     random = { a = 1, b = 1 }    one of the named steps, at random by weight
+    by_segment = { VIP = "a", "*" = "b" }
+                                 the step of the customer's segment (a name or id; ``*``: any
+                                 other segment; without ``*`` the others go on to the next step)
 
 A branch (``then``, ``else``, a ``random`` key) names a later step or ``"exit"``; without one a
 step goes on to the next step in order, and the last step completes the journey. Branches only go
@@ -19,12 +25,21 @@ forward, so a journey always ends and never loops.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from datetime import time
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from campaigns.conditions import Condition, ConditionError
-from campaigns.config.rules import Cap, Trigger, parse_duration
+from campaigns.config.rules import Cap, Trigger, check_timezone, parse_duration
 
 #: A branch target that leaves the journey (status completed).
 EXIT = "exit"
@@ -34,6 +49,14 @@ EXIT_KEYWORDS = ("converted", "unsubscribed", "left_segment")
 
 #: What a wait_for may wait for.
 WAIT_FOR = ("click", "open", "conversion", "left_segment")
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+#: Weekdays of a ``wait = { until = ..., on = [...] }``, Monday first.
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+#: The ``by_segment`` key of every segment not named.
+OTHER_SEGMENTS = "*"
 
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _REENTRY = re.compile(r"^\s*after\s+(\S+)\s*$")
@@ -51,6 +74,45 @@ def _condition(value: str) -> str:
     return value
 
 
+class WaitUntil(_Model):
+    """A wait until the next local ``until`` time on one of the weekdays ``on``, in the
+    customer's own timezone (their ``timezone`` trait), else in ``timezone``."""
+
+    until: time
+    on: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
+    #: The timezone of customers without one of their own.
+    timezone: str = "UTC"
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> object:
+        if isinstance(value, str) and not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+            raise ValueError(f"must be a local time such as '09:00', got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The weekdays as numbers, Monday 0."""
+        return frozenset(WEEKDAYS.index(d) for d in self.on)
+
+
+def _wait_form(value: object) -> str:
+    return "tag:until" if isinstance(value, dict | WaitUntil) else "tag:duration"
+
+
+#: ``wait``: a duration ("3d") or a local time (``{ until = "09:00", on = [...] }``), told apart
+#: by its form so that a mistake in one is not also reported as not being the other.
+Wait = Annotated[
+    Annotated[str, Tag("tag:duration")] | Annotated[WaitUntil, Tag("tag:until")],
+    Discriminator(_wait_form),
+]
+
+
 class StepConfig(_Model):
     """One step of a journey (see the module docstring)."""
 
@@ -63,7 +125,7 @@ class StepConfig(_Model):
     #: Frequency caps counting this journey's messages (global caps always apply).
     caps: list[Cap] = Field(default_factory=list)
     # wait
-    wait: str | None = None
+    wait: Wait | None = None
     # wait_for
     wait_for: Literal["click", "open", "conversion", "left_segment"] | None = None
     #: The send step whose message a click or open is awaited on.
@@ -72,6 +134,10 @@ class StepConfig(_Model):
     # split
     split: str | None = None
     random: dict[str, float] | None = None
+    #: The arm of a random split the others are compared with in ``campaign report`` (default:
+    #: the holdout, an arm to ``exit``, if there is one, else the first arm).
+    control: str | None = None
+    by_segment: dict[str, str] | None = None
     # branches
     then: str | None = None
     else_: str | None = Field(default=None, alias="else")
@@ -104,9 +170,18 @@ class StepConfig(_Model):
 
     @field_validator("wait", "timeout")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _duration(cls, value: str | WaitUntil | None) -> str | WaitUntil | None:
+        if isinstance(value, str):
             parse_duration(value)
+        return value
+
+    @field_validator("by_segment")
+    @classmethod
+    def _segments(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and not value:
+            raise ValueError(
+                "names no segment; write by_segment = { SEGMENT = 'STEP', '*' = 'STEP' }"
+            )
         return value
 
     @field_validator("split")
@@ -135,13 +210,14 @@ class StepConfig(_Model):
                 ("wait_for", self.wait_for),
                 ("split", self.split),
                 ("random", self.random),
+                ("by_segment", self.by_segment),
             )
             if v is not None
         ]
         if len(kinds) != 1:
             got = ", ".join(kinds) if kinds else "none"
             raise ValueError(
-                "a step is exactly one of send, wait, wait_for, split or random; "
+                "a step is exactly one of send, wait, wait_for, split, random or by_segment; "
                 f"step {self.name!r} has {got}"
             )
         kind = kinds[0]
@@ -167,18 +243,39 @@ class StepConfig(_Model):
             raise ValueError(f"a {kind} step has one way on (then), not else")
         if kind == "random" and (self.then is not None or self.else_ is not None):
             raise ValueError("a random split names its branches in random = { STEP = weight }")
+        if self.control is not None:
+            if kind != "random":
+                raise ValueError(f"control belongs to random splits, not {kind}")
+            assert self.random is not None
+            if self.control not in self.random:
+                raise ValueError(
+                    f"control {self.control!r} is not one of the arms of random: "
+                    + ", ".join(self.random)
+                )
+        if kind == "by_segment" and (self.then is not None or self.else_ is not None):
+            raise ValueError(
+                "a by_segment step names its branches in by_segment = { SEGMENT = 'STEP' }, "
+                "with '*' for the other segments"
+            )
         return self
 
     @property
     def kind(self) -> str:
-        """send, wait, wait_for, split or random."""
-        for kind in ("send", "wait", "wait_for", "split", "random"):
+        """send, wait, wait_for, split, random or by_segment."""
+        for kind in ("send", "wait", "wait_for", "split", "random", "by_segment"):
             if getattr(self, kind) is not None:
                 return kind
         raise AssertionError("validated: one kind")  # pragma: no cover
 
     def condition(self) -> Condition | None:
         return Condition.parse(self.split) if self.split is not None else None
+
+    def control_arm(self) -> str:
+        """The arm of a random split the others are compared with."""
+        assert self.random is not None
+        if self.control is not None:
+            return self.control
+        return EXIT if EXIT in self.random else next(iter(self.random))
 
 
 class JourneyConfig(_Model):
@@ -292,6 +389,12 @@ class JourneyConfig(_Model):
         if step.kind == "random":
             assert step.random is not None
             return [(f"random.{target}", target) for target in step.random]
+        if step.kind == "by_segment":
+            assert step.by_segment is not None
+            found = [(f"by_segment.{key}", target) for key, target in step.by_segment.items()]
+            if OTHER_SEGMENTS not in step.by_segment:
+                found.append((f"by_segment.{OTHER_SEGMENTS}", following))
+            return found
         found = [("then", step.then if step.then is not None else following)]
         if step.kind in ("wait_for", "split"):
             found.append(("else", step.else_ if step.else_ is not None else following))

@@ -84,17 +84,18 @@ def format_loc(loc: Sequence[str | int]) -> str:
 def _clean_loc(loc: Sequence[str | int], data: Mapping[str, Any], kind: str) -> list[str | int]:
     """Drop the steps of a pydantic location that the user never wrote.
 
-    A discriminated union adds the tag value ("schedule", "file") as a step, and function
-    validators add their own names; walking the data alongside the location tells them apart from
-    real keys. A bad or missing tag is reported at the ``type`` key.
+    A discriminated union adds the tag value ("schedule", "file", or a ``tag:`` name of a
+    callable discriminator) as a step, and function validators add their own names; walking the
+    data alongside the location tells them apart from real keys. A bad or missing tag is
+    reported at the ``type`` key.
     """
     cleaned: list[str | int] = []
     node: Any = data
     for part in loc:
         if isinstance(node, Mapping) and isinstance(part, str) and part not in node:
-            if node.get("type") == part or part.startswith("function-"):
+            if node.get("type") == part or part.startswith(("function-", "tag:")):
                 continue
-        elif isinstance(part, str) and part.startswith("function-"):
+        elif isinstance(part, str) and part.startswith(("function-", "tag:")):
             continue
         cleaned.append(part)
         if isinstance(node, Mapping):

@@ -11,24 +11,27 @@ with the reason); then the step is taken:
 - ``wait_for``: if the awaited thing happened, ``then``; if the timeout passed, ``else``;
   otherwise it keeps waiting;
 - ``split``: ``then`` if the condition holds for the customer, else ``else``;
-- ``random``: one branch, by a hash of (journey, customer, entry, step) and the weights.
+- ``random``: one branch, by a hash of (journey, customer, entry, step) and the weights;
+- ``by_segment``: the branch of the customer's segment (``*``: of any other; else the next step).
 
-Arriving at a step sets when it is next due: now for send, split and random (the run takes it in
-its next round), the end of the wait, or the wait_for's timeout (a run brings it forward when
-the awaited thing happens). Branching to ``exit`` or past the last step completes the entry.
+Arriving at a step sets when it is next due: now for send, split, random and by_segment (the run
+takes it in its next round), the end of the wait (a duration, or the next local time on an
+allowed weekday in the customer's timezone), or the wait_for's timeout (a run brings it forward
+when the awaited thing happens). Branching to ``exit`` or past the last step completes the entry.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from campaigns.config.journeys import EXIT, JourneyConfig, StepConfig
+from campaigns.config.journeys import EXIT, OTHER_SEGMENTS, JourneyConfig, StepConfig, WaitUntil
 from campaigns.config.rules import parse_duration
 
 ACTIVE = "active"
@@ -50,12 +53,16 @@ class Facts:
     :param happened: for an entry at a wait_for step, whether the awaited thing happened
     :param holds: for an entry at a split step, whether its condition holds
     :param capped: for an entry at a send step, whether a frequency cap holds the message back
+    :param timezone: the customer's own IANA timezone, or None (a local wait then uses its own)
+    :param segment: the customer's segment as ``(id, name)``, for by_segment steps
     """
 
     exit_reason: npt.NDArray[np.object_]
     happened: npt.NDArray[np.bool_]
     holds: npt.NDArray[np.bool_]
     capped: npt.NDArray[np.bool_]
+    timezone: npt.NDArray[np.object_] = field(default_factory=lambda: np.zeros(0, dtype=object))
+    segment: npt.NDArray[np.object_] = field(default_factory=lambda: np.zeros(0, dtype=object))
 
     @classmethod
     def none(cls, n: int) -> Facts:
@@ -64,6 +71,8 @@ class Facts:
             np.zeros(n, dtype=bool),
             np.zeros(n, dtype=bool),
             np.zeros(n, dtype=bool),
+            np.full(n, None, dtype=object),
+            np.full(n, None, dtype=object),
         )
 
 
@@ -79,16 +88,66 @@ class Decisions:
     held: int
 
 
-def arrival_due(journey: JourneyConfig, step: str, at: datetime) -> datetime | None:
-    """When an entry arriving at ``step`` at ``at`` is next due (None: the journey ended)."""
+def arrival_due(
+    journey: JourneyConfig, step: str, at: datetime, timezone: str | None = None
+) -> datetime | None:
+    """When an entry arriving at ``step`` at ``at`` is next due (None: the journey ended);
+    ``timezone``: the customer's own, for a wait until a local time."""
     if step == EXIT:
         return None
     config = journey.step(step)
+    if isinstance(config.wait, WaitUntil):
+        return next_local_time(config.wait, timezone, at)
     if config.wait is not None:
         return at + parse_duration(config.wait)
     if config.timeout is not None:
         return at + parse_duration(config.timeout)
     return at
+
+
+def next_local_time(wait: WaitUntil, timezone: str | None, at: datetime) -> datetime:
+    """The first time from ``at`` (naive UTC) that is ``wait.until`` on one of its weekdays in
+    ``timezone`` (the wait's own when None), as naive UTC."""
+    zone = ZoneInfo(timezone or wait.timezone)
+    local = at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    for days in range(8):
+        day = (local + timedelta(days=days)).date()
+        if day.weekday() not in wait.weekdays:
+            continue
+        when = datetime.combine(day, wait.until, tzinfo=zone)
+        if when >= local:
+            return when.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    raise AssertionError("a week holds every weekday")  # pragma: no cover
+
+
+def arrival_dues(
+    journey: JourneyConfig,
+    step: str,
+    at: npt.NDArray[np.datetime64],
+    timezones: npt.NDArray[np.object_],
+) -> npt.NDArray[np.datetime64]:
+    """:func:`arrival_due` for many entries: arriving at ``at`` (one time each), customers in
+    ``timezones`` (None: none of their own). One computation per distinct (time, timezone)."""
+    at = np.asarray(at, dtype="datetime64[ns]")
+    config = journey.step(step)
+    if not isinstance(config.wait, WaitUntil):
+        delay = arrival_due(journey, step, datetime(2000, 1, 1))
+        assert delay is not None
+        offset = np.timedelta64(int((delay - datetime(2000, 1, 1)).total_seconds()), "s")
+        return at + offset
+    wait = config.wait
+    keys = pd.DataFrame({"at": at, "zone": pd.Series(timezones, dtype=object).fillna("")})
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
+    found = np.array(
+        [
+            np.datetime64(
+                pd.Timestamp(next_local_time(wait, zone or None, pd.Timestamp(when))).as_unit("ns")
+            )
+            for when, zone in uniques
+        ],
+        dtype="datetime64[ns]",
+    )
+    return found[codes] if len(found) else at.copy()
 
 
 def random_branch(journey_name: str, step: StepConfig, customer_id: str, entry_no: int) -> str:
@@ -103,6 +162,21 @@ def random_branch(journey_name: str, step: StepConfig, customer_id: str, entry_n
         if point < edge:
             return target
     return list(step.random)[-1]
+
+
+def segment_branch(
+    journey: JourneyConfig, step: StepConfig, segment: tuple[int, str] | None
+) -> tuple[str, str]:
+    """The key of a by_segment step that a customer's segment ``(id, name)`` matches (its name,
+    case aside, or its id; else ``*``), and where it goes (``*`` without a key of its own: the
+    next step)."""
+    assert step.by_segment is not None
+    if segment is not None:
+        sid, label = segment
+        for key, target in step.by_segment.items():
+            if key != OTHER_SEGMENTS and key.casefold() in (str(label).casefold(), str(sid)):
+                return key, target
+    return OTHER_SEGMENTS, dict(journey.branches(step))[f"by_segment.{OTHER_SEGMENTS}"]
 
 
 def decide(
@@ -152,6 +226,12 @@ def decide(
             no = here & ~facts.holds
             outcome[yes], target[yes] = "true", branches["then"]
             outcome[no], target[no] = "false", branches["else"]
+        elif kind == "by_segment":
+            for position in np.flatnonzero(here):
+                segment = facts.segment[position] if len(facts.segment) else None
+                key, chosen = segment_branch(journey, step, segment)
+                outcome[position] = f"segment: {key}"
+                target[position] = chosen
         else:
             ids = entries["customer_id"].to_numpy(dtype=object)
             numbers = entries["entry_no"].to_numpy()
@@ -172,12 +252,12 @@ def decide(
     nat = np.datetime64("NaT", "ns")
     due = np.full(n, nat, dtype="datetime64[ns]")
     arrived = np.full(n, nat, dtype="datetime64[ns]")
+    zones = facts.timezone if len(facts.timezone) else np.full(n, None, dtype=object)
     for step in journey.steps:
         going = moving & active & (new_step == step.name)
         if going.any():
-            when = arrival_due(journey, step.name, at)
-            assert when is not None
-            due[going] = np.datetime64(pd.Timestamp(when).as_unit("ns"))
+            count = int(going.sum())
+            due[going] = arrival_dues(journey, step.name, np.full(count, now), zones[going])
             arrived[going] = now
     moves = pd.DataFrame(
         {

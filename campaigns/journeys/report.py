@@ -4,7 +4,7 @@ journey did, step by step and branch by branch."""
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,14 @@ from sqlalchemy import Engine
 from campaigns.config.journeys import EXIT, JourneyConfig
 from campaigns.config.schema import Config
 from campaigns.counts import FATES, fate
+from campaigns.experiments.stats import (
+    Proportion,
+    ProportionComparison,
+    SampleRatioCheck,
+    compare_proportions,
+    holm,
+    sample_ratio_check,
+)
 from store import journeys as store
 from store.engine import opened_store
 
@@ -47,6 +55,115 @@ class StepLine:
         }
 
 
+@dataclass(frozen=True)
+class ArmLine:
+    """One arm of a random split: the entries it got, how many bought after, and the comparison
+    with the control arm (None for the control)."""
+
+    arm: str
+    weight: float
+    entries: int
+    converted: int
+    comparison: ProportionComparison | None = None
+    #: The comparison's p-value adjusted over the split's arms (Holm).
+    p_adjusted: float | None = None
+
+    @property
+    def holdout(self) -> bool:
+        return self.arm == EXIT
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.entries if self.entries else None
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.comparison
+        return {
+            "arm": self.arm,
+            "holdout": self.holdout,
+            "weight": self.weight,
+            "entries": self.entries,
+            "converted": self.converted,
+            "conversion_rate": self.rate,
+            "vs_control": None
+            if c is None
+            else {
+                "status": c.status,
+                "abs_lift": c.abs_lift,
+                "abs_lift_ci": None
+                if c.abs_lift_ci is None
+                else [c.abs_lift_ci.low, c.abs_lift_ci.high],
+                "rel_lift": c.rel_lift,
+                "p_value": c.p_value,
+                "p_holm": self.p_adjusted,
+                "test": c.test,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """A random split read as an experiment: conversion (a purchase after the draw) per arm,
+    each arm against the control, and whether the arms got the shares their weights give."""
+
+    step: str
+    control: str
+    arms: list[ArmLine]
+    sample_ratio: SampleRatioCheck
+
+    def to_json(self) -> dict[str, Any]:
+        srm = self.sample_ratio
+        return {
+            "step": self.step,
+            "control": self.control,
+            "arms": [a.to_json() for a in self.arms],
+            "sample_ratio": {"status": srm.status, "p_value": srm.p_value},
+        }
+
+
+def split_results(engine: Engine, name: str, journey: JourneyConfig) -> list[SplitResult]:
+    """Each random split of ``journey`` with its arms compared to its control (the statistics
+    of experiments: a two-proportion z-test, or Fisher's exact test for small counts, score
+    intervals, Holm's adjustment over the arms, and a sample-ratio check on the weights)."""
+    found = []
+    for step in journey.steps:
+        if step.random is None:
+            continue
+        rows = store.split_arms(engine, name, step.name)
+        counts = {
+            str(r["outcome"]).removeprefix("random: "): (int(r["n"]), int(r["converted"] or 0))
+            for r in rows.to_dict("records")
+        }
+        control = step.control_arm()
+        base = Proportion(*counts.get(control, (0, 0)))
+        arms = {
+            arm: ArmLine(arm, weight, *counts.get(arm, (0, 0)))
+            for arm, weight in step.random.items()
+        }
+        others = [a for a in arms if a != control]
+        compared = {
+            a: compare_proportions(base, Proportion(arms[a].entries, arms[a].converted))
+            for a in others
+        }
+        p_values = [compared[a].p_value for a in others]
+        adjusted = (
+            dict(zip(others, holm([p or 1.0 for p in p_values]), strict=True))
+            if all(p is not None for p in p_values)
+            else {}
+        )
+        lines = [
+            arms[a]
+            if a == control
+            else replace(arms[a], comparison=compared[a], p_adjusted=adjusted.get(a))
+            for a in step.random
+        ]
+        check = sample_ratio_check(
+            [arms[a].entries for a in step.random], list(step.random.values())
+        )
+        found.append(SplitResult(step.name, control, lines, check))
+    return found
+
+
 @dataclass
 class JourneyReport:
     """A journey's funnel: entries, each step, exits by reason, conversions."""
@@ -62,6 +179,8 @@ class JourneyReport:
     converted: int
     #: Median days from entry to the first purchase, for the converted.
     median_days_to_convert: float | None
+    #: Each random split read as an experiment.
+    splits: list[SplitResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +194,7 @@ class JourneyReport:
             "conversion_rate": self.converted / self.entries if self.entries else None,
             "median_days_to_convert": self.median_days_to_convert,
             "steps": [s.to_json() for s in self.steps],
+            "splits": [s.to_json() for s in self.splits],
         }
 
 
@@ -136,6 +256,7 @@ def build_report(engine: Engine, name: str, journey: JourneyConfig, at: datetime
         steps=list(lines.values()),
         converted=len(converted),
         median_days_to_convert=round(float(days.median()), 1) if len(days) else None,
+        splits=split_results(engine, name, journey),
     )
 
 
@@ -266,8 +387,64 @@ def render_html(report: JourneyReport, journey: JourneyConfig) -> str:
         f"<p>{html.escape(journey.description)}</p>"
         f"<p>{report.entries:,} entries: {report.active:,} active, {report.completed:,} "
         f"completed, exited: {exits or 'none'}; {report.converted:,} converted.</p>"
-        f"<h2>Funnel</h2>{funnel}<h2>Flow</h2>{flow}"
+        f"<h2>Funnel</h2>{funnel}<h2>Flow</h2>{flow}{_splits_html(report)}"
         "<h2>Steps</h2><table border='1' cellspacing='0' cellpadding='4'><tr><th>step</th>"
         "<th>kind</th><th>reached</th><th>waiting</th><th>due</th><th>outcomes</th></tr>"
         f"{rows}</table></body></html>"
     )
+
+
+def _splits_html(report: JourneyReport) -> str:
+    """A table per random split: arms, conversion, and each arm against the control."""
+    parts = []
+    for split in report.splits:
+        rows = "".join(
+            f"<tr><td>{html.escape(arm_label(a))}</td><td>{a.entries:,}</td>"
+            f"<td>{a.converted:,}</td><td>{html.escape(percent(a.rate))}</td>"
+            f"<td>{html.escape(versus(a))}</td></tr>"
+            for a in split.arms
+        )
+        parts.append(
+            f"<h2>Random split {html.escape(split.step)}</h2>"
+            "<table border='1' cellspacing='0' cellpadding='4'><tr><th>arm</th><th>entries</th>"
+            "<th>converted</th><th>rate</th><th>against the control</th></tr>"
+            f"{rows}</table><p>{html.escape(sample_ratio_text(split))}</p>"
+        )
+    return "".join(parts)
+
+
+def arm_label(arm: ArmLine) -> str:
+    return "exit (holdout)" if arm.holdout else arm.arm
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}%"
+
+
+def versus(arm: ArmLine) -> str:
+    """An arm against the control in words: lift, its 95% interval, p (Holm-adjusted)."""
+    c = arm.comparison
+    if c is None:
+        return "control"
+    if c.abs_lift is None:
+        return "no data yet"
+    text = f"{100 * c.abs_lift:+.2f} points"
+    if c.abs_lift_ci is not None:
+        text += f" (95% CI {100 * c.abs_lift_ci.low:+.2f} to {100 * c.abs_lift_ci.high:+.2f})"
+    if c.p_value is not None:
+        text += f", p = {c.p_value:.3f}"
+    if arm.p_adjusted is not None:
+        text += f" (Holm {arm.p_adjusted:.3f})"
+    return text
+
+
+def sample_ratio_text(split: SplitResult) -> str:
+    srm = split.sample_ratio
+    if srm.p_value is None:
+        return "Sample ratio: not enough entries to check."
+    verdict = (
+        "the arms got the shares their weights give"
+        if srm.p_value >= 0.001
+        else ("MISMATCH: the arms did not get the shares their weights give")
+    )
+    return f"Sample ratio: {verdict} (chi-square p = {srm.p_value:.3f})."

@@ -13,22 +13,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import available_timezones
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from campaigns.compose import RunRenderBudget, compose
-from campaigns.config.journeys import JourneyConfig
+from campaigns.config.journeys import OTHER_SEGMENTS, JourneyConfig
 from campaigns.config.rules import Cap, SegmentTrigger, parse_duration
 from campaigns.config.schema import CampaignConfig, Config
 from campaigns.engagement.links import Tracker
+from campaigns.errors import UnknownSegment
 from campaigns.journeys.edits import Change, apply_edit
 from campaigns.journeys.engine import (
     COMPLETED,
     EXITED,
     Facts,
-    arrival_due,
+    arrival_dues,
     decide,
 )
 from campaigns.planner import (
@@ -161,39 +163,54 @@ def step_campaign(journey: JourneyConfig, step_name: str) -> CampaignConfig:
     )
 
 
+def entry_audience(
+    name: str, journey: JourneyConfig, inputs: PlanInputs, segment_names: Mapping[int, str]
+) -> CampaignPlan:
+    """Who the entry's trigger, segments and condition select now (before re-entry rules)."""
+    ids = resolve_segments(name, journey.segments, segment_names)
+    open_inputs = replace(inputs, planned_windows=frozenset(), already_sent=lambda _c, _w: set())
+    return _audience(name, entry_campaign(journey), ids, _Table.build(open_inputs), open_inputs, {})
+
+
 def entrants(
+    engine: Engine,
     name: str,
     journey: JourneyConfig,
     inputs: PlanInputs,
     segment_names: Mapping[int, str],
-    history: pd.DataFrame,
     at: datetime,
 ) -> pd.DataFrame:
-    """Who enters now: ``customer_id``, ``entry_no``, ``occasion``; the trigger and condition
-    select, then re-entry rules leave out the active, those who entered on this occasion, and
-    (``reentry = "never"``) anyone who entered before or (``"after 30d"``) whose last entry
-    ended less than that ago."""
+    """Who enters now: ``customer_id``, ``entry_no``, ``occasion`` (:func:`admit`). The store's
+    entries are read only for the customers the trigger selects, and only when it selects any."""
     if not journey.enabled:
         return pd.DataFrame(columns=["customer_id", "entry_no", "occasion"])
-    ids = resolve_segments(name, journey.segments, segment_names)
-    open_inputs = replace(inputs, planned_windows=frozenset(), already_sent=lambda _c, _w: set())
-    plan = _audience(name, entry_campaign(journey), ids, _Table.build(open_inputs), open_inputs, {})
-    if plan.status != DUE or plan.audience.empty:
+    triggered = occasions(entry_audience(name, journey, inputs, segment_names))
+    if triggered.empty:
         return pd.DataFrame(columns=["customer_id", "entry_no", "occasion"])
-    audience = plan.audience[["customer_id", "window"]].astype({"window": object})
-    audience = audience.rename(columns={"window": "occasion"})
-    audience["customer_id"] = audience["customer_id"].astype(str)
-    known = history.reindex(audience["customer_id"].to_numpy())
+    history = store.entry_history(engine, name, triggered["customer_id"])
+    return admit(journey, triggered, history, at)
+
+
+def occasions(plan: CampaignPlan) -> pd.DataFrame:
+    """The customers an entry audience selects, with the occasion each enters on
+    (``customer_id``, ``occasion``, both text); empty when its trigger is not due."""
+    if plan.status != DUE or plan.audience.empty:
+        return pd.DataFrame({"customer_id": [], "occasion": []}, dtype=object)
+    audience = plan.audience[["customer_id", "window"]].rename(columns={"window": "occasion"})
+    return audience.astype({"customer_id": str, "occasion": str}).reset_index(drop=True)
+
+
+def admit(
+    journey: JourneyConfig, triggered: pd.DataFrame, history: store.EntryHistory, at: datetime
+) -> pd.DataFrame:
+    """Of the ``triggered`` customers (:func:`occasions`), who enters: re-entry rules leave out
+    the active, those who entered on this occasion, and (``reentry = "never"``) anyone who
+    entered before or (``"after 30d"``) whose last entry ended less than that ago."""
+    known = history.last.reindex(triggered["customer_id"].to_numpy())
     before = known["last_entry"].notna().to_numpy()
     keep = ~known["active"].fillna(False).astype(bool).to_numpy()
-    seen = np.array(
-        [
-            isinstance(o, set) and occasion in o
-            for o, occasion in zip(known["occasions"], audience["occasion"], strict=True)
-        ],
-        dtype=bool,
-    )
-    keep &= ~seen
+    pairs = pd.MultiIndex.from_frame(triggered[["customer_id", "occasion"]])
+    keep &= ~pairs.isin(pd.MultiIndex.from_frame(history.entered[["customer_id", "occasion"]]))
     after = journey.reentry_after()
     if after is None:
         keep &= ~before
@@ -201,7 +218,7 @@ def entrants(
         finished = pd.to_datetime(known["finished_at"]).to_numpy(dtype="datetime64[ns]")
         limit = np.datetime64(pd.Timestamp(at - parse_duration(after)).as_unit("ns"))
         keep &= ~before | (finished <= limit)
-    chosen = audience.loc[keep].copy()
+    chosen = triggered.loc[keep].copy()
     chosen["entry_no"] = known["last_entry"].fillna(0).astype(int).to_numpy()[keep] + 1
     return chosen[["customer_id", "entry_no", "occasion"]].reset_index(drop=True)
 
@@ -222,6 +239,10 @@ class World:
     splits: dict[str, pd.Series]
     #: (customer_id, window, kind) of human clicks and opens on the journey's messages.
     events: set[tuple[str, str, str]]
+    #: Each customer's own IANA timezone (missing: none), by customer id.
+    timezones: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    #: Segment names by id (by_segment steps).
+    segment_names: Mapping[int, str] = field(default_factory=dict)
 
     def facts(self, journey: JourneyConfig, entries: pd.DataFrame, at: datetime) -> Facts:
         """Exit reasons, awaited events and split conditions for each of ``entries``."""
@@ -254,6 +275,12 @@ class World:
                 series = dict(self.exit_conditions)[item]
                 hit = series.reindex(ids).fillna(False).to_numpy(dtype=bool)
             reason[free & hit] = item
+        facts.timezone[:] = self.timezones.reindex(ids).to_numpy(dtype=object)
+        facts.timezone[pd.isna(facts.timezone)] = None
+        if any(s.by_segment is not None for s in journey.steps):
+            for row, sid in enumerate(segment.tolist()):
+                if not np.isnan(sid):
+                    facts.segment[row] = (int(sid), self.segment_names.get(int(sid), ""))
         steps = entries["step"].to_numpy(dtype=object)
         numbers = entries["entry_no"].to_numpy()
         for step in journey.steps:
@@ -281,12 +308,29 @@ class World:
         return facts
 
 
+def last_purchases(transactions: pd.DataFrame, at: datetime) -> pd.Series:
+    """Each customer's last purchase up to ``at`` (naive UTC, indexed by customer id as text),
+    from the lines: a purchase is a line of an invoice not cancelled ("C...") and not negative,
+    as the store's aggregates count one (``last_order_at``)."""
+    invoiced = pd.to_datetime(transactions["invoiced_at"])
+    if invoiced.dt.tz is not None:
+        invoiced = invoiced.dt.tz_convert("UTC").dt.tz_localize(None)
+    amount = transactions["quantity"] * transactions["unit_price"]
+    cancelled = transactions["invoice"].astype(str).str.startswith("C")
+    moment = pd.Timestamp(at)
+    if moment.tz is not None:
+        moment = moment.tz_convert("UTC").tz_localize(None)
+    bought = (invoiced <= moment) & ~cancelled & (amount >= 0)
+    last = invoiced[bought].groupby(transactions.loc[bought, "customer_id"].astype(str)).max()
+    return last.rename("last_purchase")
+
+
 def build_world(
     engine: Engine,
     name: str,
     journey: JourneyConfig,
     customers: pd.DataFrame,
-    transactions: pd.DataFrame,
+    last_purchase: pd.Series,
     inputs: PlanInputs,
     segment_names: Mapping[int, str],
     at: datetime,
@@ -301,9 +345,6 @@ def build_world(
         matches = result.matches.to_numpy(dtype=bool) & ~np.asarray(result.errors, dtype=bool)
         return pd.Series(matches, index=index)
 
-    past = transactions[pd.to_datetime(transactions["invoiced_at"]) <= pd.Timestamp(at)]
-    last_purchase = pd.to_datetime(past.groupby("customer_id")["invoiced_at"].max())
-    last_purchase.index = last_purchase.index.astype(str)
     unsubscribed = set(map(str, inputs.suppressed))
     unsubscribed |= set(map(str, inputs.topic_suppressed.get(journey.topic, ())))
     if journey.topic != "transactional":
@@ -320,7 +361,22 @@ def build_world(
             (str(c), str(w), str(k))
             for c, w, k in zip(found["customer_id"], found["window"], found["kind"], strict=True)
         }
+    for number, step in enumerate(journey.steps, start=1):
+        for key in step.by_segment or {}:
+            if key != OTHER_SEGMENTS and not (
+                key.casefold() in {label.casefold() for label in segment_names.values()}
+                or (key.isdigit() and int(key) in segment_names)
+            ):
+                known = "; ".join(
+                    f"{sid} = {label!r}" for sid, label in sorted(segment_names.items())
+                )
+                raise UnknownSegment(
+                    f"journeys.{name}.steps[{number}].by_segment: no segment {key!r}; the "
+                    f"current segments are: {known}"
+                )
     return World(
+        timezones=customer_timezones(frame, index),
+        segment_names=dict(segment_names),
         customers=frame,
         segment=pd.Series(frame["segment_id"].to_numpy(dtype=np.int64), index=index),
         last_purchase=last_purchase,
@@ -334,6 +390,17 @@ def build_world(
         splits={s.name: evaluate(s.split) for s in journey.steps if s.split is not None},
         events=events,
     )
+
+
+def customer_timezones(frame: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Each customer's ``timezone`` trait by id when it names an IANA timezone (missing
+    otherwise: a local wait then uses its own)."""
+    if "timezone" not in frame:
+        return pd.Series(dtype=object)
+    zones = pd.Series(frame["timezone"].to_numpy(dtype=object), index=index)
+    valid = available_timezones()
+    known = {z for z in zones.dropna().unique() if isinstance(z, str) and z in valid}
+    return zones.where(zones.isin(known))
 
 
 class CapCounter:
@@ -447,7 +514,7 @@ def advance_journeys(
     engine: Engine,
     config: Config,
     customers: pd.DataFrame,
-    transactions: pd.DataFrame,
+    last_purchase: pd.Series,
     segments: Mapping[int, Mapping[str, Any]],
     inputs: PlanInputs,
     segment_names: Mapping[int, str],
@@ -480,15 +547,18 @@ def advance_journeys(
         # A changed definition first: renamed and removed steps' entries move (or the run is
         # refused if they would be stranded), in one transaction with the new definition.
         result.edits = apply_edit(engine, name, journey, at, run_id)
-        history = store.entry_history(engine, name)
-        joining = entrants(name, journey, inputs, segment_names, history, at)
-        first = journey.steps[0].name
-        due = arrival_due(journey, first, at)
-        assert due is not None
-        result.entered = store.enrol(engine, name, joining, first, due, at)
+        joining = entrants(engine, name, journey, inputs, segment_names, at)
         world = build_world(
-            engine, name, journey, customers, transactions, inputs, segment_names, at
+            engine, name, journey, customers, last_purchase, inputs, segment_names, at
         )
+        first = journey.steps[0].name
+        due = arrival_dues(
+            journey,
+            first,
+            np.full(len(joining), np.datetime64(pd.Timestamp(at).as_unit("ns"))),
+            world.timezones.reindex(joining["customer_id"].astype(str)).to_numpy(dtype=object),
+        )
+        result.entered = store.enrol(engine, name, joining, first, due, at)
         result.woken, result.woken_to_exit = wake(engine, name, journey, world, at)
         caps = CapCounter(engine, config, name, journey, at, run_id)
         _advance(
