@@ -61,7 +61,7 @@ from campaigns.planner import (
     plan_campaigns,
 )
 from campaigns.run import Prepared
-from campaigns.time_dependence import reads_the_time
+from campaigns.time_dependence import recency_thresholds
 from campaigns.triggers import Window, last_fire
 
 _REASONS = len(LEFT_OUT_REASONS)
@@ -288,8 +288,12 @@ class _Simulation:
             if held:
                 stored.add(name)
         self.stored = stored
+        # A condition that compares recency with numbers changes only where a customer's
+        # recency crosses one (see _known_changes); any other reading of the time, or a target,
+        # is planned for everyone at every run.
         everyone = any(
-            reads_the_time(c.config) or c.config.target is not None for c in self.campaigns
+            c.config.target is not None or recency_thresholds(c.config) is None
+            for c in self.campaigns
         )
         planned = set(self.base.planned_windows)
         self.planned_at: dict[int, frozenset[tuple[str, str]]] = {}
@@ -339,7 +343,7 @@ class _Simulation:
             self._change_at(created + period, rows)
         events = base.events
         occurred = pd.to_datetime(events["occurred_at"]).to_numpy(dtype="datetime64[ns]")
-        seen_days: set[int] = set()
+        seen_days: set[float] = set()
         recency = self.ready.customers["recency"].to_numpy(dtype=float)
         for c in self.campaigns:
             trigger = c.config.trigger
@@ -351,6 +355,16 @@ class _Simulation:
             elif isinstance(trigger, InactiveTrigger) and trigger.days not in seen_days:
                 seen_days.add(trigger.days)
                 self._reaching(trigger.days, recency)
+        # Conditions comparing recency with a number: the answer changes where recency reaches
+        # the number (>=, <) or passes it (>, <=, ==, !=).
+        crossings: set[float] = set()
+        for c in self.campaigns:
+            crossings.update(recency_thresholds(c.config) or ())
+        for number in sorted(crossings):
+            for point in (number, float(np.nextafter(number, np.inf))):
+                if point not in seen_days:
+                    seen_days.add(point)
+                    self._reaching(point, recency)
 
     def _change_at(self, when: npt.NDArray[np.datetime64], rows: Positions) -> None:
         """Customers whose inputs change at ``when``: re-planned at the first run at or after."""
@@ -360,7 +374,7 @@ class _Simulation:
         self.pending_positions.append(rows[keep][inside])
         self.pending_runs.append(runs[inside])
 
-    def _reaching(self, days: int, recency: npt.NDArray[np.float64]) -> None:
+    def _reaching(self, days: float, recency: npt.NDArray[np.float64]) -> None:
         """The first run at which each customer's ``recency + offset >= days`` (the planner's
         test, in the same float64 arithmetic)."""
         offsets = self.offsets

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from campaigns.conditions import Binary, Call, InList, IsNull, Name, Node, Unary
+from campaigns.conditions import Binary, Call, InList, IsNull, Literal, Name, Node, Unary
 from campaigns.config.schema import CampaignConfig
 
 #: Features that change only when transactions arrive: sums and counts over the history.
@@ -54,6 +54,45 @@ def reads_the_time(campaign: CampaignConfig) -> bool:
     the columns a forecast moves with its simulated time."""
     names, clock = _read(campaign)
     return clock or "recency" in names
+
+
+#: Comparisons whose answer, for ``recency`` against a number, changes only where ``recency``
+#: crosses that number.
+_COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+
+def recency_thresholds(campaign: CampaignConfig) -> tuple[float, ...] | None:
+    """The numbers a campaign's condition compares ``recency`` with, when that is the only way
+    it reads the time (``recency < 90 and recency >= 30``: (30.0, 90.0)); as recency grows with
+    the clock, each customer's answer can change only where it crosses one of them. None when
+    the time is read otherwise (``days_since``, ``recency`` in arithmetic or a call, a target);
+    empty when it is not read at all."""
+    names, clock = _read(campaign)
+    if "recency" not in names:
+        return () if not clock else None
+    if clock or campaign.target is not None:
+        return None
+    condition = campaign.condition()
+    assert condition is not None  # it read recency
+    found: set[float] = set()
+    compared: set[int] = set()  # ids of the Name nodes inside a comparison with a number
+    for node in nodes(condition.tree):
+        if not isinstance(node, Binary) or node.op not in _COMPARISONS:
+            continue
+        for one, other in ((node.left, node.right), (node.right, node.left)):
+            if (
+                isinstance(one, Name)
+                and one.name == "recency"
+                and isinstance(other, Literal)
+                and isinstance(other.value, int | float)
+                and not isinstance(other.value, bool)
+            ):
+                found.add(float(other.value))
+                compared.add(id(one))
+    every = [n for n in nodes(condition.tree) if isinstance(n, Name) and n.name == "recency"]
+    if any(id(n) not in compared for n in every):
+        return None
+    return tuple(sorted(found))
 
 
 def steady(campaign: CampaignConfig, traits: set[str]) -> bool:

@@ -75,6 +75,19 @@ caps = [{ messages = 1, per = "1d" }]
 """
 
 
+CROSSINGS = """
+[campaigns.crossing]
+description = "Inactive for 20 days, sent from 23 days on: the condition turns true later"
+segments = ["*"]
+where = "recency >= 23 and 40 > recency"
+trigger = { type = "inactive", days = 20 }
+channel = "export"
+template = "newsletter"
+subject = "Crossing"
+priority = 1
+"""
+
+
 def workspace(tmp_path: Path, extra: str) -> Path:
     """The demo workspace at 300 customers with ``extra`` campaigns, after one real run."""
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "ws")], catch_exceptions=False)
@@ -104,8 +117,9 @@ def both(path: Path, start: datetime, days: int) -> tuple[dict[str, object], dic
         (OFTEN.format(cron="*/15 * * * *"), 2),
         (OFTEN.format(cron="7 * * * *") + EXTRA, 6),
         (OFTEN.format(cron="*/20 * * * *") + RECENCY, 1),
+        (OFTEN.format(cron="*/30 * * * *") + CROSSINGS, 5),
     ],
-    ids=["quarter-hourly", "hourly-inactive-disabled", "condition-reads-time"],
+    ids=["quarter-hourly", "hourly-inactive-disabled", "condition-reads-time", "recency-crossings"],
 )
 def test_the_incremental_forecast_is_the_plain_one(tmp_path: Path, extra: str, days: int) -> None:
     path = workspace(tmp_path, extra)
