@@ -216,8 +216,10 @@ def apply_moves(
         marks = ", ".join(mark for _ in MESSAGE_COLUMNS)
         statements.append(
             (
-                f"INSERT INTO message ({columns}) VALUES ({marks}) "
-                "ON CONFLICT (idempotency_key) DO NOTHING",
+                # No conflict target: a message's ref is derived from its key, and a concurrent
+                # run inserting the same message can meet the ref's unique index first (on
+                # PostgreSQL, a conflict on an index other than the target is an error).
+                f"INSERT INTO message ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                 _rows(frame),
             )
         )
