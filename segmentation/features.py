@@ -7,6 +7,7 @@ customer, ready for :class:`segmentation.Segmenter`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -112,29 +113,7 @@ def rfm_features(transactions: pd.DataFrame, customers: pd.DataFrame, at: dateti
     last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     np.minimum.at(first, customer[purchase], invoiced_ns[purchase])
     np.maximum.at(last, customer[purchase], invoiced_ns[purchase])
-    bought = frequency > 0
-
-    signup_ns = _nanoseconds(customers["signup_at"])
-    start = np.where(bought, first, signup_ns)
-    has_signup = signup_ns != _NAT
-    start = np.where(has_signup & (signup_ns < start), signup_ns, start)
-    known_start = bought | has_signup
-    tenure = np.where(known_start, (at_ns - start) / _NS_PER_DAY, 0.0).clip(min=0.0)
-    recency = np.where(bought, (at_ns - last) / _NS_PER_DAY, tenure)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        average = np.where(bought, monetary / frequency, 0.0)
-
-    return pd.DataFrame(
-        {
-            "recency": recency,
-            "frequency": frequency,
-            "monetary": monetary,
-            "tenure": tenure,
-            "average_order_value": average,
-        },
-        index=pd.Index(ids, name="customer_id"),
-        columns=list(RFM_COLUMNS),
-    )
+    return _rfm_table(ids, frequency, monetary, first, last, customers, at_ns)
 
 
 _NAT = np.iinfo(np.int64).min
@@ -176,28 +155,7 @@ def rfm_from_aggregates(
     monetary[rows] = aggregates["monetary"].to_numpy(dtype=np.float64)[known]
     first[rows] = _nanoseconds(aggregates["first_order_at"])[known]
     last[rows] = _nanoseconds(aggregates["last_order_at"])[known]
-    bought = frequency > 0
-
-    signup_ns = _nanoseconds(customers["signup_at"])
-    start = np.where(bought, first, signup_ns)
-    has_signup = signup_ns != _NAT
-    start = np.where(has_signup & (signup_ns < start), signup_ns, start)
-    known_start = bought | has_signup
-    tenure = np.where(known_start, (at_ns - start) / _NS_PER_DAY, 0.0).clip(min=0.0)
-    recency = np.where(bought, (at_ns - last) / _NS_PER_DAY, tenure)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        average = np.where(bought, monetary / frequency, 0.0)
-    return pd.DataFrame(
-        {
-            "recency": recency,
-            "frequency": frequency,
-            "monetary": monetary,
-            "tenure": tenure,
-            "average_order_value": average,
-        },
-        index=pd.Index(ids, name="customer_id"),
-        columns=list(RFM_COLUMNS),
-    )
+    return _rfm_table(ids, frequency, monetary, first, last, customers, at_ns)
 
 
 def _distinct_invoices(
@@ -321,3 +279,38 @@ def shares_from_spend(spend: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFr
 def _slug(name: object) -> str:
     text = "".join(ch if ch.isalnum() else "_" for ch in str(name).strip().lower())
     return text.strip("_") or "other"
+
+
+def _rfm_table(
+    ids: pd.Index,
+    frequency: npt.NDArray[Any],
+    monetary: npt.NDArray[Any],
+    first: npt.NDArray[np.int64],
+    last: npt.NDArray[np.int64],
+    customers: pd.DataFrame,
+    at_ns: int,
+) -> pd.DataFrame:
+    """The RFM table from per-customer orders, spend and first/last purchase (nanoseconds):
+    recency and tenure at ``at_ns``, counted from sign-up for customers who never bought."""
+    bought = frequency > 0
+
+    signup_ns = _nanoseconds(customers["signup_at"])
+    start = np.where(bought, first, signup_ns)
+    has_signup = signup_ns != _NAT
+    start = np.where(has_signup & (signup_ns < start), signup_ns, start)
+    known_start = bought | has_signup
+    tenure = np.where(known_start, (at_ns - start) / _NS_PER_DAY, 0.0).clip(min=0.0)
+    recency = np.where(bought, (at_ns - last) / _NS_PER_DAY, tenure)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        average = np.where(bought, monetary / frequency, 0.0)
+    return pd.DataFrame(
+        {
+            "recency": recency,
+            "frequency": frequency,
+            "monetary": monetary,
+            "tenure": tenure,
+            "average_order_value": average,
+        },
+        index=pd.Index(ids, name="customer_id"),
+        columns=list(RFM_COLUMNS),
+    )
